@@ -1,0 +1,230 @@
+/// An entry for `<prefix>:{p}:events` (SPEC 7).
+public struct RunEvent: Sendable, Equatable {
+    public let type: String
+    public let runId: String
+    public let planId: String
+    public let contactId: String
+    public let status: RunStatus
+    public let step: String?
+    public let tick: Int
+    public let at: Int64
+
+    public init(_ type: String, run: Run, tick: Int, at: Int64) {
+        self.type = type
+        self.runId = run.id
+        self.planId = run.planId
+        self.contactId = run.contactId
+        self.status = run.status
+        self.step = run.currentStep
+        self.tick = tick
+        self.at = at
+    }
+
+    /// Stream entry fields, in order.
+    public var fields: [String] {
+        [
+            "type", type, "runId", runId, "planId", planId, "contactId", contactId, "status", status.rawValue,
+            "step", step ?? "", "tick", String(tick), "at", Timestamp.iso(at),
+        ]
+    }
+}
+
+/// An entry for `<prefix>:{p}:actions`: a request to an executor service.
+public struct ActionRequest: Sendable, Equatable {
+    public let runId: String
+    public let contactId: String
+    public let planId: String
+    public let step: String
+    public let action: String
+    public let params: JSONValue
+    public let attempt: Int
+    public let tick: Int
+    public let idempotencyKey: String
+
+    public init(
+        runId: String, contactId: String, planId: String, step: String, action: String, params: JSONValue,
+        attempt: Int, tick: Int
+    ) {
+        self.runId = runId
+        self.contactId = contactId
+        self.planId = planId
+        self.step = step
+        self.action = action
+        self.params = params
+        self.attempt = attempt
+        self.tick = tick
+        self.idempotencyKey = ActionRequest.key(runId: runId, step: step, tick: tick, attempt: attempt)
+    }
+
+    /// SHA-256 of (runId, step, tick, attempt), truncated to 32 hex digits: deterministic, so a replayed
+    /// or redelivered step asks for the same key and an executor sends once.
+    public static func key(runId: String, step: String, tick: Int, attempt: Int) -> String {
+        String(Hex.sha256("\(runId)\u{1F}\(step)\u{1F}\(tick)\u{1F}\(attempt)").prefix(32))
+    }
+
+    public var fields: [String] {
+        [
+            "runId", runId, "contactId", contactId, "planId", planId, "step", step, "action", action,
+            "params", params.canonical, "attempt", String(attempt), "tick", String(tick),
+            "idempotencyKey", idempotencyKey,
+        ]
+    }
+}
+
+/// One entry of a run's audit log (SPEC 7), hash-chained to the run's previous entry.
+public struct AuditEntry: Sendable, Equatable {
+    public let at: Int64
+    public let actor: String?
+    public let action: String
+    public let runId: String
+    public let reason: String?
+    public let requestId: String
+    public let commandId: String
+    public let tick: Int
+    public let details: JSONValue
+    public let previousChecksum: String
+    public let checksum: String
+
+    /// Everything but the checksum, canonical: what the checksum covers (with the previous checksum inside).
+    public static func body(
+        at: Int64, actor: String?, action: String, runId: String, reason: String?, requestId: String,
+        commandId: String, tick: Int, details: JSONValue, previousChecksum: String
+    ) -> JSONValue {
+        .object([
+            "at": .string(Timestamp.iso(at)), "actor": actor.json, "action": .string(action), "runId": .string(runId),
+            "reason": reason.json, "requestId": .string(requestId), "commandId": .string(commandId),
+            "tick": .int(tick), "details": details, "previousChecksum": .string(previousChecksum),
+        ])
+    }
+
+    /// The stored and replied form.
+    public var json: JSONValue {
+        var o = Self.body(
+            at: at, actor: actor, action: action, runId: runId, reason: reason, requestId: requestId,
+            commandId: commandId, tick: tick, details: details, previousChecksum: previousChecksum
+        ).object!
+        o["checksum"] = .string(checksum)
+        return .object(o)
+    }
+
+    public init(
+        at: Int64, actor: String?, action: String, runId: String, reason: String?, requestId: String,
+        commandId: String, tick: Int, details: JSONValue, previousChecksum: String, checksum: String
+    ) {
+        self.at = at
+        self.actor = actor
+        self.action = action
+        self.runId = runId
+        self.reason = reason
+        self.requestId = requestId
+        self.commandId = commandId
+        self.tick = tick
+        self.details = details
+        self.previousChecksum = previousChecksum
+        self.checksum = checksum
+    }
+
+    public init?(json: JSONValue) {
+        guard let o = json.object, let atText = o["at"]?.string, let at = Timestamp.parse(atText),
+            let action = o["action"]?.string, let runId = o["runId"]?.string,
+            let requestId = o["requestId"]?.string, let commandId = o["commandId"]?.string,
+            let tick = o["tick"]?.int, let prev = o["previousChecksum"]?.string, let sum = o["checksum"]?.string
+        else { return nil }
+        self.init(
+            at: at, actor: o["actor"]?.string, action: action, runId: runId, reason: o["reason"]?.string,
+            requestId: requestId, commandId: commandId, tick: tick, details: o["details"] ?? .null,
+            previousChecksum: prev, checksum: sum)
+    }
+}
+
+/// Computes and checks audit checksums: SHA-256 over the previous checksum and the entry's canonical form, or
+/// HMAC-SHA256 with a key kept outside Redis.
+public struct AuditSigner: Sendable {
+    public let key: [UInt8]?
+
+    public init(key: [UInt8]? = nil) { self.key = key }
+
+    public func checksum(body: JSONValue, previous: String) -> String {
+        let text = previous + "\n" + body.canonical
+        if let key { return Hex.hmacSHA256(text, key: key) }
+        return Hex.sha256(text)
+    }
+
+    /// Checks a run's entries, oldest first, against the chain head and count the run keeps.
+    public func verify(entries: [AuditEntry], head: String, count: Int) -> (valid: Bool, brokenAt: Int?) {
+        var previous = Run.genesis
+        for (i, e) in entries.enumerated() {
+            let body = AuditEntry.body(
+                at: e.at, actor: e.actor, action: e.action, runId: e.runId, reason: e.reason, requestId: e.requestId,
+                commandId: e.commandId, tick: e.tick, details: e.details, previousChecksum: e.previousChecksum)
+            if e.previousChecksum != previous || checksum(body: body, previous: previous) != e.checksum {
+                return (false, i)
+            }
+            previous = e.checksum
+        }
+        if entries.count != count || previous != head {
+            return (false, min(entries.count, count))
+        }
+        return (true, nil)
+    }
+}
+
+/// What a command or tick does to one run: its new state and the effects written with it, atomically.
+public struct RunChange: Sendable, Equatable {
+    public var run: Run
+    /// The run did not exist before (indexes by plan, contact and time are added once).
+    public var created: Bool
+    public var events: [RunEvent] = []
+    public var actions: [ActionRequest] = []
+    public var audit: [AuditEntry] = []
+
+    public init(run: Run, created: Bool = false) {
+        self.run = run
+        self.created = created
+    }
+}
+
+/// Who and what caused a change: everything time- or identity-dependent comes from here, never from a clock.
+public struct ChangeContext: Sendable, Equatable {
+    /// The ingress entry id of the command or tick.
+    public let commandId: EntryID
+    /// The explicit requestId, or the ingress entry id.
+    public let requestId: String
+    public let actor: String?
+    /// The partition's clock when the change happens (the tick being processed, for a tick).
+    public let clock: Int
+
+    public init(commandId: EntryID, requestId: String, actor: String?, clock: Int) {
+        self.commandId = commandId
+        self.requestId = requestId
+        self.actor = actor
+        self.clock = clock
+    }
+
+    /// Timestamps come from the entry id's milliseconds.
+    public var at: Int64 { Int64(commandId.ms) }
+}
+
+extension RunChange {
+    /// Appends an audit entry and moves the run's chain head.
+    public mutating func audit(
+        _ action: String, reason: String? = nil, details: JSONValue, context: ChangeContext, signer: AuditSigner
+    ) {
+        let body = AuditEntry.body(
+            at: context.at, actor: context.actor, action: action, runId: run.id, reason: reason,
+            requestId: context.requestId, commandId: context.commandId.description, tick: context.clock,
+            details: details, previousChecksum: run.auditHead)
+        let sum = signer.checksum(body: body, previous: run.auditHead)
+        audit.append(
+            AuditEntry(
+                at: context.at, actor: context.actor, action: action, runId: run.id, reason: reason,
+                requestId: context.requestId, commandId: context.commandId.description, tick: context.clock,
+                details: details, previousChecksum: run.auditHead, checksum: sum))
+        run.auditHead = sum
+        run.auditCount += 1
+    }
+
+    public mutating func event(_ type: String, context: ChangeContext) {
+        events.append(RunEvent(type, run: run, tick: context.clock, at: context.at))
+    }
+}

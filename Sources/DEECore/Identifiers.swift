@@ -1,0 +1,104 @@
+/// Ids of plans, steps, contacts and runs: 1–128 characters of `A–Z a–z 0–9 . _ - @ +` (SPEC 2), because they
+/// become parts of Redis keys and must never collide or escape their key space.
+public enum Identifier {
+    public static let maxLength = 128
+
+    public static func isValid(_ s: String) -> Bool {
+        let utf8 = s.utf8
+        guard !utf8.isEmpty, utf8.count <= maxLength else { return false }
+        for c in utf8 {
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"),
+                UInt8(ascii: "@"), UInt8(ascii: "+"):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Throws `bad_request` naming `field` when `s` is not a valid id.
+    public static func validate(_ s: String, field: String) throws(DEEError) {
+        guard isValid(s) else {
+            throw DEEError.badRequest(
+                field, "must be 1-128 characters of A-Z a-z 0-9 . _ - @ + (got \(quoted(s)))")
+        }
+    }
+
+    static func quoted(_ s: String) -> String {
+        let shown = s.count > 40 ? String(s.prefix(40)) + "…" : s
+        return "\"" + shown.unicodeScalars.map { $0.value < 0x20 ? "?" : String($0) }.joined() + "\""
+    }
+}
+
+/// A Redis stream entry id, `ms-seq`.
+public struct EntryID: Sendable, Hashable, Comparable, CustomStringConvertible {
+    public let ms: UInt64
+    public let seq: UInt64
+
+    public init(ms: UInt64, seq: UInt64) {
+        self.ms = ms
+        self.seq = seq
+    }
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let ms = UInt64(parts[0]), let seq = UInt64(parts[1]) else { return nil }
+        self.ms = ms
+        self.seq = seq
+    }
+
+    public var description: String { "\(ms)-\(seq)" }
+
+    public static func < (a: EntryID, b: EntryID) -> Bool { (a.ms, a.seq) < (b.ms, b.seq) }
+}
+
+/// Run ids: `<ms:13>-<seq:6>-<index:5>-<partition>`, derived from the ingress entry id of the command that
+/// created the run and the contact's index in it. Fixed width up to the partition, so ids sort as strings in
+/// creation order, a redelivered or replayed command derives the same id, and the id names its partition.
+public enum RunID {
+    public static func make(entry: EntryID, index: Int, partition: Int) -> String {
+        pad(entry.ms, 13) + "-" + pad(entry.seq, 6) + "-" + pad(UInt64(index), 5) + "-" + String(partition)
+    }
+
+    /// The partition a run id names, or nil when the id is not a run id.
+    public static func partition(of runID: String) -> Int? {
+        guard Identifier.isValid(runID) else { return nil }
+        let parts = runID.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0].count == 13, let p = Int(parts[3]), p >= 0 else { return nil }
+        return p
+    }
+
+    /// The smallest run id a command at `entry` (or later) can create: runs below it existed before.
+    public static func lowerBound(for entry: EntryID) -> String {
+        pad(entry.ms, 13) + "-" + pad(entry.seq, 6) + "-"
+    }
+
+    private static func pad(_ n: UInt64, _ width: Int) -> String {
+        let s = String(n)
+        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    }
+}
+
+/// The partition of a contact: CRC32 (IEEE) of its id modulo the partition count. Stable across processes
+/// and languages, so any producer can compute it.
+public enum Partitioning {
+    public static func partition(ofContact contactID: String, count: Int) -> Int {
+        guard count > 1 else { return 0 }
+        return Int(crc32(Array(contactID.utf8)) % UInt32(count))
+    }
+
+    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }
+        return c
+    }
+
+    public static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for b in bytes { crc = table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        return crc ^ 0xFFFF_FFFF
+    }
+}

@@ -1,0 +1,238 @@
+import CHiredis
+import Foundation
+
+/// A blocking connection to one Redis, over hiredis.
+///
+/// Every call takes the connection's lock for its whole round trip, so one connection serves one caller at a
+/// time; give each loop its own connection. After an I/O error the hiredis context is freed and the next call
+/// reconnects, waiting a growing backoff (100 ms doubling to 5 s) between failed attempts.
+/// Use ``RedisClient`` from async code: it runs these calls on a thread of its own.
+public final class RedisConnection: @unchecked Sendable {
+    public let configuration: RedisConfiguration
+    private let lock = NSLock()
+    // Guarded by `lock`.
+    private var context: UnsafeMutablePointer<redisContext>?
+    private var scriptSHAs: [String: String] = [:]
+    private var backoff: Double = 0
+    private var lastFailure: Date?
+
+    public init(configuration: RedisConfiguration) {
+        self.configuration = configuration
+    }
+
+    deinit {
+        if let context { redisFree(context) }
+    }
+
+    /// Sends one command, returns its reply. A server error comes back as `.error`, not thrown.
+    public func send(_ arguments: [String]) throws(RedisError) -> RESPValue {
+        try pipeline([arguments])[0]
+    }
+
+    /// Sends one command and throws a server error reply.
+    @discardableResult
+    public func call(_ arguments: [String]) throws(RedisError) -> RESPValue {
+        let reply = try send(arguments)
+        if case .error(let message) = reply { throw RedisError(.server, message) }
+        return reply
+    }
+
+    /// Sends every command in one write, then reads every reply in order.
+    public func pipeline(_ commands: [[String]]) throws(RedisError) -> [RESPValue] {
+        lock.lock()
+        defer { lock.unlock() }
+        return try pipelineLocked(commands)
+    }
+
+    /// Runs a Lua script by `EVALSHA`, loading it (`SCRIPT LOAD`) first when this connection has not yet, and
+    /// again when the server answers `NOSCRIPT` (after a restart or `SCRIPT FLUSH`).
+    public func evalScript(_ source: String, keys: [String], arguments: [String]) throws(RedisError) -> RESPValue {
+        lock.lock()
+        defer { lock.unlock() }
+        for _ in 0..<2 {
+            let sha: String
+            if let known = scriptSHAs[source] {
+                sha = known
+            } else {
+                let loaded = try pipelineLocked([["SCRIPT", "LOAD", source]])[0]
+                guard case .string(let s) = loaded else {
+                    throw RedisError(.server, "SCRIPT LOAD failed: \(loaded)")
+                }
+                scriptSHAs[source] = s
+                sha = s
+            }
+            let reply = try pipelineLocked([["EVALSHA", sha, String(keys.count)] + keys + arguments])[0]
+            if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
+                scriptSHAs[source] = nil
+                continue
+            }
+            return reply
+        }
+        throw RedisError(.server, "NOSCRIPT after reloading the script")
+    }
+
+    /// Drops the connection; the next call reconnects.
+    public func close() {
+        lock.lock()
+        defer { lock.unlock() }
+        dropContext()
+    }
+
+    // MARK: - Private (called with `lock` held)
+
+    private func pipelineLocked(_ commands: [[String]]) throws(RedisError) -> [RESPValue] {
+        let ctx = try connectedContext()
+        for command in commands {
+            let status = withArgv(command) { argc, argv, lengths in
+                redisAppendCommandArgv(ctx, argc, argv, lengths)
+            }
+            if status != REDIS_OK {
+                throw ioFailure(ctx)
+            }
+        }
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(commands.count)
+        for _ in commands {
+            var raw: UnsafeMutableRawPointer?
+            if redisGetReply(ctx, &raw) != REDIS_OK || raw == nil {
+                throw ioFailure(ctx)
+            }
+            let reply = raw!.assumingMemoryBound(to: redisReply.self)
+            defer { freeReplyObject(raw) }
+            replies.append(Self.convert(reply))
+        }
+        return replies
+    }
+
+    private func ioFailure(_ ctx: UnsafeMutablePointer<redisContext>) -> RedisError {
+        let message = Self.contextError(ctx)
+        dropContext()
+        lastFailure = Date()
+        backoff = backoff == 0 ? 0.1 : min(backoff * 2, 5)
+        return RedisError(.connection, message)
+    }
+
+    private func dropContext() {
+        if let context { redisFree(context) }
+        context = nil
+        scriptSHAs = [:]
+    }
+
+    private func connectedContext() throws(RedisError) -> UnsafeMutablePointer<redisContext> {
+        if let context { return context }
+        if let lastFailure, backoff > 0 {
+            let wait = backoff - Date().timeIntervalSince(lastFailure)
+            if wait > 0 { Thread.sleep(forTimeInterval: wait) }
+        }
+        let timeout = Self.timeval(configuration.timeoutSeconds)
+        guard let ctx = redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeout) else {
+            lastFailure = Date()
+            backoff = backoff == 0 ? 0.1 : min(backoff * 2, 5)
+            throw RedisError(.connection, "cannot allocate a hiredis context")
+        }
+        if ctx.pointee.err != 0 {
+            let message = Self.contextError(ctx)
+            redisFree(ctx)
+            lastFailure = Date()
+            backoff = backoff == 0 ? 0.1 : min(backoff * 2, 5)
+            throw RedisError(
+                .connection, "cannot connect to \(configuration.host):\(configuration.port): \(message)")
+        }
+        _ = redisSetTimeout(ctx, timeout)
+        context = ctx
+        var setup: [[String]] = []
+        if let password = configuration.password {
+            if let username = configuration.username {
+                setup.append(["AUTH", username, password])
+            } else {
+                setup.append(["AUTH", password])
+            }
+        }
+        if configuration.database != 0 { setup.append(["SELECT", String(configuration.database)]) }
+        if !setup.isEmpty {
+            let replies = try pipelineLocked(setup)
+            for reply in replies {
+                if case .error(let message) = reply {
+                    dropContext()
+                    throw RedisError(.connection, "connection setup failed: \(message)")
+                }
+            }
+        }
+        backoff = 0
+        return ctx
+    }
+
+    private static func timeval(_ seconds: Double) -> Glibc.timeval {
+        let whole = Int(seconds)
+        return Glibc.timeval(tv_sec: whole, tv_usec: Int((seconds - Double(whole)) * 1_000_000))
+    }
+
+    private static func contextError(_ ctx: UnsafeMutablePointer<redisContext>) -> String {
+        let message = withUnsafeBytes(of: ctx.pointee.errstr) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        return message.isEmpty ? "I/O error \(ctx.pointee.err)" : message
+    }
+
+    private static func convert(_ reply: UnsafeMutablePointer<redisReply>) -> RESPValue {
+        let r = reply.pointee
+        switch r.type {
+        case REDIS_REPLY_STRING, REDIS_REPLY_STATUS:
+            return .string(string(r.str, r.len))
+        case REDIS_REPLY_ERROR:
+            return .error(string(r.str, r.len))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int(r.integer))
+        case REDIS_REPLY_NIL:
+            return .null
+        case REDIS_REPLY_ARRAY:
+            var items: [RESPValue] = []
+            items.reserveCapacity(Int(r.elements))
+            for i in 0..<Int(r.elements) {
+                if let element = r.element[i] { items.append(convert(element)) } else { items.append(.null) }
+            }
+            return .array(items)
+        default:
+            return .null
+        }
+    }
+
+    private static func string(_ pointer: UnsafeMutablePointer<CChar>?, _ length: Int) -> String {
+        guard let pointer, length > 0 else { return "" }
+        return pointer.withMemoryRebound(to: UInt8.self, capacity: length) {
+            String(decoding: UnsafeBufferPointer(start: $0, count: length), as: UTF8.self)
+        }
+    }
+
+    /// Lays the arguments out in one buffer and hands hiredis pointers and lengths (binary safe, no format
+    /// strings).
+    private func withArgv<R>(
+        _ arguments: [String],
+        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
+    ) -> R {
+        var bytes: [UInt8] = []
+        var lengths: [Int] = []
+        lengths.reserveCapacity(arguments.count)
+        for argument in arguments {
+            let utf8 = argument.utf8
+            lengths.append(utf8.count)
+            bytes.append(contentsOf: utf8)
+        }
+        bytes.append(0)
+        return bytes.withUnsafeBufferPointer { buffer in
+            let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
+            var pointers: [UnsafePointer<CChar>?] = []
+            pointers.reserveCapacity(arguments.count)
+            var offset = 0
+            for length in lengths {
+                pointers.append(base + offset)
+                offset += length
+            }
+            return pointers.withUnsafeMutableBufferPointer { argv in
+                lengths.withUnsafeBufferPointer { lens in
+                    body(Int32(arguments.count), argv.baseAddress!, lens.baseAddress!)
+                }
+            }
+        }
+    }
+}
