@@ -62,11 +62,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
         ),
         // Starts a private redis-server on a free loopback port when REDIS_URL is not set.
-        .target(name: "DEETestSupport", dependencies: ["Redis"], swiftSettings: swiftSettings),
+        .target(name: "DEETestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "DEECoreTests", dependencies: ["DEECore"], swiftSettings: swiftSettings),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "DEETestSupport"], swiftSettings: swiftSettings),
         .testTarget(

@@ -1,0 +1,42 @@
+import DEECore
+
+/// Settings of one engine process. Defaults are SPEC 5 and 9's.
+public struct EngineConfiguration: Sendable {
+    public var prefix = "dee"
+    /// Partition count P, fixed per deployment (stored in Redis and checked at start-up).
+    public var partitions = 1
+    /// Consumer name in the `dee-engine` group; stable across restarts on one host by default.
+    public var consumer: String
+    public var group = "dee-engine"
+    /// Entries read per `XREADGROUP`/`XREAD`.
+    public var readCount = 256
+    /// How long a read blocks, ms. Must stay below the connection's socket timeout.
+    public var blockMilliseconds = 500
+    /// How long an explicit requestId's result is kept (and a repeat answered from it), seconds.
+    public var dedupeWindowSeconds = 86_400
+    /// How long the result of a command without requestId is kept, for replying again after a crash, seconds.
+    public var implicitResultSeconds = 3_600
+    /// Approximate MAXLEN of each partition's events and actions streams.
+    public var streamMaxLen = 1_000_000
+    public var replyMaxLen = 10_000
+    public var rejectedMaxLen = 100_000
+    public var leaseMilliseconds = 10_000
+    public var claimIdleMilliseconds = 30_000
+    /// Deliveries after which an ingress entry is a poison message.
+    public var maxDeliveries = 5
+    /// HMAC key for audit checksums, kept outside Redis; nil: plain SHA-256.
+    public var auditKey: [UInt8]?
+    public var limits = Limits()
+    /// Runs stepped per tick batch script.
+    public var tickBatchSize = 200
+    /// Contacts per bulk cancel batch.
+    public var cancelBatchSize = 200
+    /// Advance the clock by one tick every this many seconds (nil: only `tick` commands move it).
+    public var tickEverySeconds: Double?
+
+    public init(consumer: String) {
+        self.consumer = consumer
+    }
+
+    public var signer: AuditSigner { AuditSigner(key: auditKey) }
+}

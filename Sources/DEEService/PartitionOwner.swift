@@ -1,0 +1,504 @@
+import DEECore
+import DEEStore
+import Logging
+import Redis
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The one process that applies a partition's inbox, in order (SPEC 9). It holds the partition's lease; every
+/// write carries its fencing epoch, which the apply script checks, so a process that lost the lease cannot
+/// write. On taking a partition it first replies again what its predecessor applied but had not replied, and
+/// resumes an unfinished batched command, then goes on.
+final class PartitionOwner: Sendable {
+    let partition: Int
+    let config: EngineConfiguration
+    let keys: PartitionKeys
+    let store: PartitionStore
+    let plans: PlanStore
+    let reads: PartitionReads
+    let decoder: RequestDecoder
+    let logger: Logger
+    let signer: AuditSigner
+    private let state = Mutex(State())
+
+    struct State {
+        var epoch: String?
+        var applied: EntryID?
+        var lastRead = "0-0"
+        var clock = 0
+        var copiedPlans = Set<String>()
+        var failures: [String: Int] = [:]
+    }
+
+    init(partition: Int, config: EngineConfiguration, plans: PlanStore, logger: Logger) {
+        self.partition = partition
+        self.config = config
+        let k = Keys(prefix: config.prefix)
+        self.keys = k.partition(partition)
+        self.store = PartitionStore(partition: partition, keys: k, streamMaxLen: config.streamMaxLen)
+        self.plans = plans
+        self.reads = PartitionReads(config: config, plans: plans)
+        self.decoder = RequestDecoder(prefix: config.prefix, limits: config.limits)
+        var l = logger
+        l[metadataKey: "partition"] = "\(partition)"
+        self.logger = l
+        self.signer = config.signer
+    }
+
+    var epoch: String? { state.withLock { $0.epoch } }
+
+    // MARK: - Lease
+
+    static let renewScript = """
+        -- renew_lease.lua: extend the lease when this process still holds it.
+        -- KEYS[1] <prefix>:{p}:lease   ARGV[1] holder name   ARGV[2] lease ms
+        if redis.call('GET', KEYS[1]) == ARGV[1] then
+          return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        end
+        return 0
+        """
+
+    /// Takes or renews the lease. Returns whether this process owns the partition now.
+    func holdLease(_ redis: RedisConnection) throws -> Bool {
+        let holder = config.consumer
+        if state.withLock({ $0.epoch }) != nil {
+            let renewed = try redis.evalScript(
+                Self.renewScript, keys: [keys.lease], arguments: [holder, String(config.leaseMilliseconds)])
+            if renewed.int == 1 { return true }
+            logger.warning("lost the partition lease")
+            state.withLock { $0.epoch = nil }
+        }
+        let got = try redis.send(["SET", keys.lease, holder, "NX", "PX", String(config.leaseMilliseconds)])
+        let current = try redis.call(["GET", keys.lease]).string
+        // A restarted process with the same (stable) name takes its own lease back at once.
+        guard got == .string("OK") || current == holder else { return false }
+        if got != .string("OK") {
+            try redis.call(["PEXPIRE", keys.lease, String(config.leaseMilliseconds)])
+        }
+        let epoch = try redis.call(["INCR", keys.epoch]).int ?? 0
+        let replies = try redis.pipeline([["GET", keys.applied], ["GET", keys.replied], ["GET", keys.clock]])
+        state.withLock {
+            $0.epoch = String(epoch)
+            $0.applied = replies[0].string.flatMap(EntryID.init)
+            $0.lastRead = replies[1].string ?? "0-0"
+            $0.clock = replies[2].int ?? 0
+        }
+        logger.info("took the partition", metadata: ["epoch": "\(epoch)"])
+        return true
+    }
+
+    // MARK: - Inbox
+
+    /// One round: hold the lease, read a batch of the inbox, apply and reply each entry. Returns entries handled.
+    func step(_ redis: RedisConnection) throws -> Int {
+        guard try holdLease(redis) else {
+            Thread_sleep(config.blockMilliseconds)
+            return 0
+        }
+        let from = state.withLock { $0.lastRead }
+        let reply = try redis.call([
+            "XREAD", "COUNT", String(config.readCount), "BLOCK", String(config.blockMilliseconds), "STREAMS",
+            keys.inbox, from,
+        ])
+        guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { return 0 }
+        let entries = [RESPValue].entries(first[1])
+        var replies: [[String]] = []
+        var last: String?
+        for entry in entries {
+            guard let id = EntryID(entry.id) else { continue }
+            let fields = Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })
+            do {
+                if let r = try handle(id, fields, redis) { replies.append(r) }
+                state.withLock { $0.failures[entry.id] = nil }
+            } catch let e as Fenced {
+                _ = e
+                break
+            } catch {
+                let n = state.withLock { s -> Int in
+                    s.failures[entry.id, default: 0] += 1
+                    return s.failures[entry.id]!
+                }
+                guard n >= config.maxDeliveries else {
+                    if !replies.isEmpty { _ = try? redis.pipeline(replies) }
+                    if let last { try? advance(to: last, redis) }
+                    throw error
+                }
+                // A poison entry: reply internal, record it, and go on.
+                logger.error("giving up on an inbox entry", metadata: ["stream.entry_id": "\(entry.id)", "error": "\(error)"])
+                let address = address(id, fields)
+                if let r = address.command(.error(DEEError(.internal, "the engine could not apply this command: \(error)")), maxLen: config.replyMaxLen) {
+                    replies.append(r)
+                }
+                _ = try? redis.send([
+                    "XADD", Keys(prefix: config.prefix).deadletter, "MAXLEN", "~", String(config.rejectedMaxLen), "*",
+                    "commandId", entry.id, "partition", String(partition), "error", "\(error)",
+                ])
+            }
+            last = entry.id
+        }
+        if !replies.isEmpty {
+            for r in try redis.pipeline(replies) {
+                if case .error(let e) = r { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
+            }
+        }
+        if let last { try advance(to: last, redis) }
+        return entries.count
+    }
+
+    /// Everything up to `id` is applied and replied: remember it, and trim the inbox below it.
+    private func advance(to id: String, _ redis: RedisConnection) throws {
+        state.withLock { $0.lastRead = id }
+        _ = try redis.pipeline([["SET", keys.replied, id], ["XTRIM", keys.inbox, "MINID", "~", id]])
+    }
+
+    struct Fenced: Error {}
+
+    private func address(_ id: EntryID, _ f: [String: String]) -> ReplyAddress {
+        let rid = f["rid"] ?? ""
+        let replyTo = f["replyTo"] ?? ""
+        return ReplyAddress(
+            replyTo: replyTo.isEmpty ? nil : replyTo, requestId: rid.isEmpty ? id.description : rid,
+            commandId: id.description, type: f["type"] ?? "")
+    }
+
+    /// Applies one inbox entry (or replies again what was applied) and returns its reply command.
+    func handle(_ id: EntryID, _ f: [String: String], _ redis: RedisConnection) throws -> [String]? {
+        let address = address(id, f)
+        let rid = f["rid"] ?? ""
+        let requestKey = rid.isEmpty ? "@" + id.description : rid
+        let fingerprint = f["fp"] ?? ""
+        let envelope: Envelope
+        do {
+            envelope = try decoder.decode([("type", f["type"] ?? ""), ("args", f["args"] ?? "{}")])
+        } catch {
+            return address.command(.error(error), maxLen: config.replyMaxLen)
+        }
+        let request = envelope.request
+
+        if !request.isReadOnly {
+            let applied = state.withLock { $0.applied }
+            let stored = try redis.call(["GET", keys.request(requestKey)]).string.flatMap(Outcome.parseRecord)
+            if let applied, id <= applied {
+                // Applied before a crash or a lost lease: reply what was stored.
+                guard let stored else { return nil }
+                return address.command(stored.outcome, maxLen: config.replyMaxLen)
+            }
+            if let stored {
+                // The same requestId again, in a later entry.
+                let outcome = stored.fingerprint == fingerprint ? stored.outcome : .error(Router.requestIdReused(rid))
+                try commit(ChangeSet(entry: id), redis)
+                return address.command(outcome, maxLen: config.replyMaxLen)
+            }
+        }
+
+        let clock = state.withLock { $0.clock }
+        let context = ChangeContext(
+            commandId: id, requestId: rid.isEmpty ? id.description : rid, actor: f["actor"].flatMap { $0.isEmpty ? nil : $0 },
+            clock: clock)
+        var changes = ChangeSet(entry: id)
+        let outcome: Outcome
+        do {
+            outcome = try execute(request, fields: f, context: context, changes: &changes, redis)
+        } catch let e as DEEError {
+            outcome = .error(e)
+            changes = ChangeSet(entry: id)
+        }
+        if !request.isReadOnly {
+            if outcome.storable {
+                let ttl = rid.isEmpty ? config.implicitResultSeconds : config.dedupeWindowSeconds
+                changes.dedupe = (PartitionKeys.requestSuffix(requestKey), outcome.record(fingerprint: fingerprint), ttl)
+            }
+            try commit(changes, redis)
+        }
+        return address.command(outcome, maxLen: config.replyMaxLen)
+    }
+
+    /// Writes a change set; on success remembers the watermark and clock.
+    func commit(_ set: ChangeSet, _ redis: RedisConnection) throws {
+        guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
+        switch try store.apply(set, epoch: epoch, redis) {
+        case .ok, .alreadyApplied:
+            state.withLock { s in
+                if let e = set.entry { s.applied = e }
+                if let c = set.clock { s.clock = c }
+                if let p = set.planCopy { s.copiedPlans.insert(p.key) }
+            }
+        case .fenced:
+            logger.warning("fenced: another process owns the partition now")
+            state.withLock { $0.epoch = nil }
+            throw Fenced()
+        case .stale(let runId):
+            throw RedisError(.server, "run \(runId) changed under the owner; will retry")
+        }
+    }
+
+    // MARK: - Commands
+
+    private func execute(
+        _ request: Request, fields f: [String: String], context: ChangeContext, changes: inout ChangeSet,
+        _ redis: RedisConnection
+    ) throws -> Outcome {
+        switch request {
+        case .getRun(let runId):
+            return try reads.getRun(runId, redis)
+        case .listRuns(let filter, let limit, let offset):
+            return try reads.listRuns(filter, limit: limit, offset: offset, partitions: [partition], redis)
+        case .getAudit(let runId, let limit):
+            return try reads.getAudit(runId, limit: limit, redis)
+        case .verifyAudit(let runId):
+            return try reads.verifyAudit(runId, redis)
+        case .stats:
+            return try reads.stats(redis, partitions: Array(0..<config.partitions))
+        case .execute(_, let contact, let contactId, let variables, let startTick):
+            let plan = try plan(f, request, redis)
+            return try executeOne(
+                plan: plan, contact: contact, contactId: contactId, variables: variables, startTick: startTick,
+                context: context, changes: &changes, redis)
+        case .bulkExecute(_, let contacts, let variables, let batchSize):
+            let plan = try plan(f, request, redis)
+            return try bulkExecute(
+                plan: plan, contacts: contacts, variables: variables, batchSize: batchSize, context: context,
+                changes: &changes, redis)
+        case .pauseRun(let runId, let reason):
+            let run = try load(runId, redis)
+            let change = try Transitions.pause(run: run, reason: reason, context: context, signer: signer)
+            changes.changes = [change]
+            return .ok(change.run.wire)
+        case .resumeRun(let runId):
+            let run = try load(runId, redis)
+            let change = try Transitions.resume(run: run, context: context, signer: signer)
+            changes.changes = [change]
+            return .ok(change.run.wire)
+        case .cancelRun(let runId, let reason):
+            let run = try load(runId, redis)
+            let change = try Transitions.cancel(run: run, reason: reason, action: "cancel", context: context, signer: signer)
+            changes.changes = [change]
+            return .ok(change.run.wire)
+        case .bulkCancel(let filter, let reason):
+            return try bulkCancel(filter, reason: reason, context: context, changes: &changes, redis)
+        case .suppress(let contactId, let reason):
+            var filter = RunFilter(statuses: RunStatus.open, contactId: contactId)
+            filter.contactId = contactId
+            let ids = try store.query(filter, offset: 0, count: 10_000, redis).ids
+            for run in try store.loadRuns(ids, redis).compactMap({ $0 }) {
+                changes.changes.append(
+                    try Transitions.cancel(run: run, reason: reason, action: "suppress", context: context, signer: signer))
+            }
+            changes.suppress = (
+                contactId,
+                JSONValue.object(["reason": reason.json, "at": .string(Timestamp.iso(context.at))]).canonical
+            )
+            return .ok(["cancelled": .int(changes.changes.count)])
+        case .unsuppress(let contactId):
+            changes.unsuppress = contactId
+            return .ok([:])
+        case .tick, .signal, .actionResult, .replay:
+            return .error(DEEError(.unknownCommand, "\(f["type"] ?? "") is not available in this engine version", field: "type"))
+        case .registerPlan, .getPlan, .listPlans:
+            return .error(DEEError(.internal, "plan commands are answered by the router"))
+        }
+    }
+
+    private func load(_ runId: String, _ redis: RedisConnection) throws -> Run {
+        guard let run = try store.loadRun(runId, redis) else { throw reads.notFound(runId) }
+        return run
+    }
+
+    /// The plan version the router resolved for this entry.
+    private func plan(_ f: [String: String], _ request: Request, _ redis: RedisConnection) throws -> (Plan, Int) {
+        let planId: String
+        switch request {
+        case .execute(let ref, _, _, _, _), .bulkExecute(let ref, _, _, _): planId = ref.planId
+        default: throw DEEError(.internal, "no plan in this command")
+        }
+        guard let version = f["planVersion"].flatMap({ Int($0) }) else {
+            throw DEEError(.internal, "the router did not resolve the plan version")
+        }
+        return (try planVersion(planId, version, redis), version)
+    }
+
+    private func planVersion(_ planId: String, _ version: Int, _ redis: RedisConnection) throws -> Plan {
+        // Every plan version a run uses is copied into its partition; the registry is the fallback.
+        guard let plan = try plans.load(planId, version: version, redis) else {
+            throw DEEError(.notFound, "plan \(planId) version \(version) cannot be read", field: "planId")
+        }
+        return plan
+    }
+
+    private func executeOne(
+        plan: (Plan, Int), contact: [String: JSONValue], contactId: String, variables: [String: JSONValue],
+        startTick: Int?, context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection
+    ) throws -> Outcome {
+        let (p, version) = plan
+        let checks = try redis.pipeline([
+            ["HEXISTS", keys.suppressed, contactId], ["HGET", keys.enroll, "\(p.id):\(contactId)"],
+        ])
+        if checks[0].int == 1 {
+            return .error(DEEError(.suppressed, "contact \(contactId) is suppressed", field: "contact.id"))
+        }
+        if let open = checks[1].string {
+            return .error(
+                DEEError(.alreadyEnrolled, "contact \(contactId) already has an open run \(open) of plan \(p.id)", field: "contact.id"))
+        }
+        let runId = RunID.make(entry: context.commandId, index: 0, partition: partition)
+        let change = Transitions.start(
+            runId: runId, plan: p, version: version, contact: contact, contactId: contactId, variables: variables,
+            startTick: startTick, context: context, signer: signer)
+        changes.changes = [change]
+        copyPlan(p, version, into: &changes)
+        return .ok(change.run.wire)
+    }
+
+    private func copyPlan(_ plan: Plan, _ version: Int, into changes: inout ChangeSet) {
+        let key = "plan:\(plan.id):\(version)"
+        if !state.withLock({ $0.copiedPlans.contains(key) }) { changes.planCopy = (key, plan.canonicalJSON) }
+    }
+
+    /// Creates runs in batches of `batchSize`; each batch is one script that records the counts so far, so an
+    /// interrupted command resumes after its last batch and replies what an uninterrupted one would.
+    private func bulkExecute(
+        plan: (Plan, Int), contacts: [JSONValue], variables: [String: JSONValue], batchSize: Int,
+        context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection
+    ) throws -> Outcome {
+        let (p, version) = plan
+        let progressKey = PartitionKeys.progressSuffix(context.commandId.description)
+        var done = 0
+        var tally = BulkTally()
+        let saved = PartitionStore.fields(try redis.call(["HGETALL", keys.progress(context.commandId.description)]))
+        if let n = saved["n"].flatMap({ Int($0) }), let s = saved["state"].flatMap(JSONValue.parse) {
+            done = n
+            tally = BulkTally(json: s)
+        }
+        let mine = contacts.indices.filter { i in
+            guard let id = contacts[i].object?["id"]?.string, Identifier.isValid(id) else { return partition == 0 }
+            return Partitioning.partition(ofContact: id, count: config.partitions) == partition
+        }
+        let batches = stride(from: 0, to: max(mine.count, 1), by: batchSize).map { Array(mine[$0..<min($0 + batchSize, mine.count)]) }
+        for (b, batch) in batches.enumerated() where b + 1 > done {
+            var set = ChangeSet(entry: nil)
+            var checks: [[String]] = []
+            var valid: [(Int, String, [String: JSONValue])] = []
+            for i in batch {
+                guard let o = contacts[i].object else {
+                    tally.error(i, DEEError.badRequest("contacts[\(i)]", "must be an object"))
+                    continue
+                }
+                guard let cid = o["id"]?.string else {
+                    tally.error(i, DEEError.badRequest("contacts[\(i)].id", "is required"))
+                    continue
+                }
+                do throws(DEEError) {
+                    try Identifier.validate(cid, field: "contacts[\(i)].id")
+                } catch {
+                    tally.error(i, error)
+                    continue
+                }
+                valid.append((i, cid, o))
+                checks.append(["HEXISTS", keys.suppressed, cid])
+                checks.append(["HGET", keys.enroll, "\(p.id):\(cid)"])
+            }
+            let replies = try redis.pipeline(checks)
+            var seen = Set<String>()
+            for (k, (i, cid, o)) in valid.enumerated() {
+                if replies[2 * k].int == 1 {
+                    tally.skip(cid, "suppressed")
+                } else if replies[2 * k + 1].string != nil || seen.contains(cid) {
+                    tally.skip(cid, "already_enrolled")
+                } else {
+                    seen.insert(cid)
+                    let change = Transitions.start(
+                        runId: RunID.make(entry: context.commandId, index: i, partition: partition), plan: p,
+                        version: version, contact: o, contactId: cid, variables: variables, startTick: nil,
+                        context: context, signer: signer)
+                    set.changes.append(change)
+                    tally.created += 1
+                }
+            }
+            copyPlan(p, version, into: &set)
+            set.batch = (progressKey, b + 1, tally.json.canonical)
+            if b + 1 == batches.count {
+                // The last batch completes the command: it carries the watermark and the result.
+                set.entry = changes.entry
+                changes = set
+                return .ok(tally.json)
+            }
+            try commit(set, redis)
+        }
+        changes.batch = (progressKey, batches.count + 1, tally.json.canonical)
+        return .ok(tally.json)
+    }
+
+    /// Cancels every matching open run that existed when the command arrived (ids below the command's), in
+    /// batches; each batch records its count.
+    private func bulkCancel(
+        _ filter: RunFilter, reason: String, context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection
+    ) throws -> Outcome {
+        let progressKey = PartitionKeys.progressSuffix(context.commandId.description)
+        let saved = PartitionStore.fields(try redis.call(["HGETALL", keys.progress(context.commandId.description)]))
+        var n = saved["n"].flatMap { Int($0) } ?? 0
+        var cancelled = saved["state"].flatMap { Int($0) } ?? 0
+        var open = filter
+        open.statuses = (filter.statuses ?? RunStatus.open).filter(\.isOpen)
+        let ceiling = RunID.lowerBound(for: context.commandId)
+        while !(open.statuses ?? []).isEmpty {
+            let ids = try store.query(open, offset: 0, count: config.cancelBatchSize, ceiling: ceiling, skipTotal: true, redis).ids
+            if ids.isEmpty { break }
+            var set = ChangeSet(entry: nil)
+            for run in try store.loadRuns(ids, redis).compactMap({ $0 }) where run.status.isOpen {
+                set.changes.append(
+                    try Transitions.cancel(run: run, reason: reason, action: "bulkCancel", context: context, signer: signer))
+            }
+            cancelled += set.changes.count
+            n += 1
+            set.batch = (progressKey, n, String(cancelled))
+            try commit(set, redis)
+        }
+        changes.batch = (progressKey, n + 1, String(cancelled))
+        return .ok(["cancelled": .int(cancelled)])
+    }
+}
+
+/// Counts of a bulkExecute, kept in its progress record between batches.
+struct BulkTally {
+    var created = 0
+    var skipped = 0
+    var errors = 0
+    var skippedContacts: [JSONValue] = []
+    var errorDetails: [JSONValue] = []
+
+    init() {}
+
+    init(json: JSONValue) {
+        let o = json.object ?? [:]
+        created = o["created"]?.int ?? 0
+        skipped = o["skipped"]?.int ?? 0
+        errors = o["errors"]?.int ?? 0
+        skippedContacts = o["skippedContacts"]?.array ?? []
+        errorDetails = o["errorDetails"]?.array ?? []
+    }
+
+    mutating func skip(_ contactId: String, _ reason: String) {
+        skipped += 1
+        if skippedContacts.count < 1000 {
+            skippedContacts.append(["contactId": .string(contactId), "reason": .string(reason)])
+        }
+    }
+
+    mutating func error(_ index: Int, _ e: DEEError) {
+        errors += 1
+        if errorDetails.count < 1000 { errorDetails.append(["index": .int(index), "error": e.json]) }
+    }
+
+    var json: JSONValue {
+        [
+            "created": .int(created), "skipped": .int(skipped), "errors": .int(errors),
+            "skippedContacts": .array(skippedContacts), "errorDetails": .array(errorDetails),
+        ]
+    }
+}
+
+func Thread_sleep(_ ms: Int) {
+    usleep(UInt32(ms) * 1000)
+}

@@ -1,0 +1,121 @@
+import DEECore
+import DEEStore
+import Redis
+
+/// Read-only commands, answered from Redis state. Partition owners answer them in inbox order; with several
+/// partitions the router answers the ones that span them (listRuns without contactId, stats).
+struct PartitionReads: Sendable {
+    let config: EngineConfiguration
+    let keys: Keys
+    let plans: PlanStore
+
+    init(config: EngineConfiguration, plans: PlanStore) {
+        self.config = config
+        self.keys = Keys(prefix: config.prefix)
+        self.plans = plans
+    }
+
+    func store(_ p: Int) -> PartitionStore {
+        PartitionStore(partition: p, keys: keys, streamMaxLen: config.streamMaxLen)
+    }
+
+    func getPlan(_ planId: String, version: Int?, _ redis: RedisConnection) throws -> Outcome {
+        guard let latest = try plans.latestVersion(planId, redis) else {
+            return .error(DEEError(.notFound, "no plan \(planId)", field: "planId"))
+        }
+        let v = version ?? latest
+        guard let text = try redis.call(["HGET", keys.plan(planId), "v\(v)"]).string, let json = JSONValue.parse(text),
+            var o = json.object
+        else {
+            return .error(DEEError(.notFound, "plan \(planId) has no version \(v)", field: "version"))
+        }
+        o["version"] = .int(v)
+        return .ok(.object(o))
+    }
+
+    func getRun(_ runId: String, _ redis: RedisConnection) throws -> Outcome {
+        guard let p = RunID.partition(of: runId), p < config.partitions, let run = try store(p).loadRun(runId, redis) else {
+            return .error(notFound(runId))
+        }
+        return .ok(run.wire)
+    }
+
+    func notFound(_ runId: String) -> DEEError {
+        DEEError(.notFound, "no run \(runId)", field: "runId")
+    }
+
+    /// `{runs, total}` over the given partitions: each answers its first offset+limit, merged by startedAt.
+    func listRuns(_ filter: RunFilter, limit: Int, offset: Int, partitions: [Int]? = nil, _ redis: RedisConnection) throws
+        -> Outcome
+    {
+        let parts = partitions ?? Array(0..<config.partitions)
+        var total = 0
+        var candidates: [(run: Run, p: Int)] = []
+        for p in parts {
+            let s = store(p)
+            let single = parts.count == 1
+            let q = try s.query(filter, offset: single ? offset : 0, count: single ? limit : offset + limit, redis)
+            total += q.total
+            for run in try s.loadRuns(q.ids, redis) { if let run { candidates.append((run, p)) } }
+        }
+        if parts.count > 1 {
+            candidates.sort { a, b in
+                a.run.startedAt != b.run.startedAt ? a.run.startedAt > b.run.startedAt : a.run.id > b.run.id
+            }
+            candidates = Array(candidates.dropFirst(offset).prefix(limit))
+        }
+        return .ok(["runs": .array(candidates.map(\.run.wire)), "total": .int(total)])
+    }
+
+    func stats(_ redis: RedisConnection, partitions: [Int]? = nil) throws -> Outcome {
+        let parts = partitions ?? Array(0..<config.partitions)
+        var counts: [String: Int] = Dictionary(uniqueKeysWithValues: RunStatus.allCases.map { ($0.rawValue, 0) })
+        var tick: Int?
+        for p in parts {
+            let k = keys.partition(p)
+            let replies = try redis.pipeline(RunStatus.allCases.map { ["ZCARD", k.status($0)] } + [["GET", k.clock]])
+            for (s, r) in zip(RunStatus.allCases, replies) { counts[s.rawValue, default: 0] += r.int ?? 0 }
+            let clock = replies.last?.int ?? 0
+            tick = min(tick ?? clock, clock)
+        }
+        return .ok([
+            "tick": .int(tick ?? 0), "runsByStatus": .object(counts.mapValues(JSONValue.int)),
+            "plans": .int(try plans.count(redis)), "partitions": .int(config.partitions),
+        ])
+    }
+
+    func auditEntries(_ runId: String, _ redis: RedisConnection, last: Int? = nil) throws -> [AuditEntry] {
+        guard let p = RunID.partition(of: runId) else { return [] }
+        let start = last.map { String(-$0) } ?? "0"
+        let items = try redis.call(["LRANGE", keys.partition(p).audit(runId), start, "-1"]).array ?? []
+        return items.compactMap { $0.string.flatMap(JSONValue.parse).flatMap(AuditEntry.init(json:)) }
+    }
+
+    func getAudit(_ runId: String, limit: Int, _ redis: RedisConnection) throws -> Outcome {
+        guard let p = RunID.partition(of: runId), p < config.partitions,
+            try redis.call(["EXISTS", keys.partition(p).run(runId)]).int == 1
+        else { return .error(notFound(runId)) }
+        let entries = try auditEntries(runId, redis, last: limit)
+        return .ok(.array(entries.reversed().map(\.json)))
+    }
+
+    func verifyAudit(_ runId: String, _ redis: RedisConnection) throws -> Outcome {
+        guard let p = RunID.partition(of: runId), p < config.partitions, let run = try store(p).loadRun(runId, redis) else {
+            return .error(notFound(runId))
+        }
+        let raw = try redis.call(["LRANGE", keys.partition(p).audit(runId), "0", "-1"]).array ?? []
+        var entries: [AuditEntry] = []
+        var brokenAt: Int?
+        for (i, item) in raw.enumerated() {
+            guard let e = item.string.flatMap(JSONValue.parse).flatMap(AuditEntry.init(json:)) else {
+                brokenAt = i
+                break
+            }
+            entries.append(e)
+        }
+        let check = brokenAt == nil ? config.signer.verify(entries: entries, head: run.auditHead, count: run.auditCount) : (false, brokenAt)
+        var result: [String: JSONValue] = ["valid": .bool(check.0), "entries": .int(raw.count)]
+        if let b = check.1 { result["brokenAt"] = .int(b) }
+        return .ok(.object(result))
+    }
+}

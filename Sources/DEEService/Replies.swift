@@ -1,0 +1,85 @@
+import DEECore
+import Redis
+
+/// A command's outcome, as stored for dedupe and as replied.
+public struct Outcome: Sendable, Equatable {
+    public let result: Result<JSONValue, DEEError>
+
+    public init(_ result: Result<JSONValue, DEEError>) { self.result = result }
+    public static func ok(_ value: JSONValue) -> Outcome { Outcome(.success(value)) }
+    public static func error(_ e: DEEError) -> Outcome { Outcome(.failure(e)) }
+
+    /// `{"ok":true,"result":…}` or `{"ok":false,"error":{code,message,field}}`.
+    public var json: JSONValue {
+        switch result {
+        case .success(let v): return ["ok": true, "result": v]
+        case .failure(let e): return ["ok": false, "error": e.json]
+        }
+    }
+
+    public init?(json: JSONValue) {
+        guard let o = json.object, let ok = o["ok"]?.bool else { return nil }
+        if ok {
+            self.init(.success(o["result"] ?? .null))
+        } else {
+            guard let e = o["error"].flatMap(DEEError.init(json:)) else { return nil }
+            self.init(.failure(e))
+        }
+    }
+
+    /// Whether it may be stored as the request's result (`internal` never is: a retry may succeed).
+    public var storable: Bool {
+        if case .failure(let e) = result, e.code == .internal { return false }
+        return true
+    }
+
+    /// The dedupe record: `<fingerprint>\n<outcome JSON>`.
+    public func record(fingerprint: String) -> String { fingerprint + "\n" + json.canonical }
+
+    public static func parseRecord(_ text: String) -> (fingerprint: String, outcome: Outcome)? {
+        guard let nl = text.firstIndex(of: "\n"), let json = JSONValue.parse(String(text[text.index(after: nl)...])),
+            let outcome = Outcome(json: json)
+        else { return nil }
+        return (String(text[..<nl]), outcome)
+    }
+}
+
+/// Who gets the reply and how it is labelled.
+struct ReplyAddress: Sendable {
+    let replyTo: String?
+    let requestId: String
+    let commandId: String
+    let type: String
+
+    /// The reply entry (SPEC 5), as an `XADD` command.
+    func command(_ outcome: Outcome, maxLen: Int) -> [String]? {
+        guard let replyTo else { return nil }
+        var fields = ["requestId", requestId, "commandId", commandId, "type", type]
+        switch outcome.result {
+        case .success(let v):
+            fields += ["ok", "true", "result", v.canonical]
+        case .failure(let e):
+            fields += ["ok", "false", "error", e.code.rawValue, "message", e.message]
+            if let f = e.field { fields += ["field", f] }
+        }
+        return ["XADD", replyTo, "MAXLEN", "~", String(maxLen), "*"] + fields
+    }
+}
+
+extension Array where Element == RESPValue {
+    /// Stream entries `[[id, [f, v, …]], …]` as (id, fields).
+    static func entries(_ reply: RESPValue) -> [(id: String, fields: [(String, String)])] {
+        guard let items = reply.array else { return [] }
+        return items.compactMap { item in
+            guard let pair = item.array, pair.count == 2, let id = pair[0].string else { return nil }
+            let flat = pair[1].array ?? []
+            var fields: [(String, String)] = []
+            var i = 0
+            while i + 1 < flat.count {
+                fields.append((flat[i].string ?? "", flat[i + 1].string ?? ""))
+                i += 2
+            }
+            return (id, fields)
+        }
+    }
+}

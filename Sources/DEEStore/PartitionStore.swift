@@ -1,0 +1,78 @@
+import DEECore
+import Redis
+
+/// Reads and writes one partition's state. Blocking: call it from the partition owner's connection queue.
+public struct PartitionStore: Sendable {
+    public let partition: Int
+    public let keys: PartitionKeys
+    public let streamMaxLen: Int
+
+    public init(partition: Int, keys: Keys, streamMaxLen: Int) {
+        self.partition = partition
+        self.keys = keys.partition(partition)
+        self.streamMaxLen = streamMaxLen
+    }
+
+    public func loadRun(_ id: String, _ redis: RedisConnection) throws -> Run? {
+        try loadRuns([id], redis)[0]
+    }
+
+    public func loadRuns(_ ids: [String], _ redis: RedisConnection) throws -> [Run?] {
+        if ids.isEmpty { return [] }
+        let replies = try redis.pipeline(ids.map { ["HGETALL", keys.run($0)] })
+        return try replies.map { reply in
+            if case .error(let e) = reply { throw RedisError(.server, e) }
+            return Run(fields: Self.fields(reply))
+        }
+    }
+
+    /// Writes a change set with the apply script.
+    public func apply(_ set: ChangeSet, epoch: String, _ redis: RedisConnection) throws -> ApplyResult {
+        let reply = try redis.evalScript(
+            ApplyScript.source, keys: [keys.epoch], arguments: [set.payload(epoch: epoch, maxlen: streamMaxLen)])
+        switch reply {
+        case .string("OK"): return .ok
+        case .error(let e) where e.hasPrefix("FENCED"): return .fenced
+        case .error(let e) where e.hasPrefix("APPLIED"): return .alreadyApplied
+        case .error(let e) where e.hasPrefix("STALE"): return .stale(String(e.dropFirst(6)))
+        case .error(let e): throw RedisError(.server, "apply script: \(e)")
+        default: throw RedisError(.unexpectedReply, "apply script answered \(reply)")
+        }
+    }
+
+    /// Matching run ids, newest first, and the exact total, answered from the indexes by the query script.
+    public func query(
+        _ filter: RunFilter, offset: Int, count: Int, ceiling: String? = nil, skipTotal: Bool = false,
+        _ redis: RedisConnection
+    ) throws -> (total: Int, ids: [String]) {
+        let reply = try redis.evalScript(
+            QueryScript.source, keys: [keys.all],
+            arguments: [
+                (filter.statuses ?? []).map(\.rawValue).joined(separator: ","), filter.planId ?? "",
+                filter.contactId ?? "", filter.startedAfter.map { String($0) } ?? "-inf",
+                filter.startedBefore.map { "(" + String($0) } ?? "+inf", String(offset), String(count), ceiling ?? "",
+                skipTotal ? "1" : "0",
+            ])
+        if case .error(let e) = reply { throw RedisError(.server, "query script: \(e)") }
+        guard let items = reply.array, let total = items.first?.int else {
+            throw RedisError(.unexpectedReply, "query script answered \(reply)")
+        }
+        return (total, items.dropFirst().compactMap(\.string))
+    }
+
+    public func clock(_ redis: RedisConnection) throws -> Int {
+        try redis.call(["GET", keys.clock]).int ?? 0
+    }
+
+    /// A hash reply (`HGETALL`) as a dictionary.
+    public static func fields(_ reply: RESPValue) -> [String: String] {
+        guard let items = reply.array else { return [:] }
+        var out: [String: String] = [:]
+        var i = 0
+        while i + 1 < items.count {
+            if let k = items[i].string, let v = items[i + 1].string { out[k] = v }
+            i += 2
+        }
+        return out
+    }
+}

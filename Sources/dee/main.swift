@@ -1,0 +1,84 @@
+import ArgumentParser
+import DEEService
+import Foundation
+import Logging
+import Redis
+import ServiceLifecycle
+import UnixSignals
+
+@main
+struct Dee: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dee",
+        abstract: "DEE, the deterministic execution engine: runs plans for contacts over Redis streams.",
+        subcommands: [Serve.self])
+}
+
+/// Options shared by every subcommand that talks to Redis.
+struct ConnectionOptions: ParsableArguments {
+    @Option(help: "redis://[user:password@]host:port[/db] (default: $REDIS_URL, else redis://127.0.0.1:6379).")
+    var redisURL: String?
+
+    @Option(help: "Key prefix of the deployment (no braces, no colons).")
+    var prefix = "dee"
+
+    func validate() throws {
+        guard !prefix.isEmpty, !prefix.contains(where: { "{}: \t\n".contains($0) }) else {
+            throw ValidationError("--prefix may not be empty or contain braces, colons or spaces")
+        }
+        _ = try redisConfiguration()
+    }
+
+    func redisConfiguration() throws -> RedisConfiguration {
+        let url = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379"
+        do {
+            return try RedisConfiguration(url: url)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the engine in the foreground until SIGTERM or SIGINT.")
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Option(help: "Partition count P, fixed per deployment.")
+    var partitions = 1
+
+    @Option(help: "Consumer name in the dee-engine group (default: dee-<hostname>, stable across restarts).")
+    var consumer: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel = "info"
+
+    @Option(help: "HMAC key for audit checksums, from a file kept outside Redis (default: plain SHA-256).")
+    var auditKeyFile: String?
+
+    func validate() throws {
+        guard (1...16384).contains(partitions) else { throw ValidationError("--partitions must be 1-16384") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+    }
+
+    func run() async throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        var logger = Logger(label: "dee")
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "local"
+        var config = EngineConfiguration(consumer: consumer ?? "dee-\(host)")
+        config.prefix = connection.prefix
+        config.partitions = partitions
+        if let auditKeyFile {
+            config.auditKey = Array(try Data(contentsOf: URL(fileURLWithPath: auditKeyFile)))
+        }
+        let redis = try connection.redisConfiguration()
+        let engine = Engine(config: config, redis: redis, logger: logger)
+        FileHandle.standardError.write(
+            Data("dee: serving \(redis.displayURL), commands on \(config.prefix):commands (Ctrl-C to stop)\n".utf8))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}
