@@ -22,7 +22,7 @@ public enum Transitions {
             "execute",
             details: [
                 "planId": .string(plan.id), "planVersion": .int(version), "status": .string(run.status.rawValue),
-                "startTick": .int(run.startTick), "variables": .object(variables),
+                "startTick": .int(run.startTick), "variables": .object(variables), "contact": .object(contact),
             ], context: context, signer: signer)
         return change
     }

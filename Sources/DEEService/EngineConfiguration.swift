@@ -7,6 +7,8 @@ public struct EngineConfiguration: Sendable {
     public var partitions = 1
     /// Consumer name in the `dee-engine` group; stable across restarts on one host by default.
     public var consumer: String
+    /// Names this process instance in partition leases: the consumer name plus a random token.
+    public var instance: String
     public var group = "dee-engine"
     /// Entries read per `XREADGROUP`/`XREAD`.
     public var readCount = 256
@@ -36,6 +38,7 @@ public struct EngineConfiguration: Sendable {
 
     public init(consumer: String) {
         self.consumer = consumer
+        self.instance = consumer + "/" + String(UInt64.random(in: 0..<UInt64.max), radix: 36)
     }
 
     public var signer: AuditSigner { AuditSigner(key: auditKey) }

@@ -62,7 +62,7 @@ final class PartitionOwner: Sendable {
 
     /// Takes or renews the lease. Returns whether this process owns the partition now.
     func holdLease(_ redis: RedisConnection) throws -> Bool {
-        let holder = config.consumer
+        let holder = config.instance
         if state.withLock({ $0.epoch }) != nil {
             let renewed = try redis.evalScript(
                 Self.renewScript, keys: [keys.lease], arguments: [holder, String(config.leaseMilliseconds)])
@@ -70,13 +70,10 @@ final class PartitionOwner: Sendable {
             logger.warning("lost the partition lease")
             state.withLock { $0.epoch = nil }
         }
+        // The holder is unique per process instance: two processes never both think they hold a lease, even
+        // with the same consumer name. A restarted process waits for its predecessor's lease to expire.
         let got = try redis.send(["SET", keys.lease, holder, "NX", "PX", String(config.leaseMilliseconds)])
-        let current = try redis.call(["GET", keys.lease]).string
-        // A restarted process with the same (stable) name takes its own lease back at once.
-        guard got == .string("OK") || current == holder else { return false }
-        if got != .string("OK") {
-            try redis.call(["PEXPIRE", keys.lease, String(config.leaseMilliseconds)])
-        }
+        guard got == .string("OK") else { return false }
         let epoch = try redis.call(["INCR", keys.epoch]).int ?? 0
         let replies = try redis.pipeline([["GET", keys.applied], ["GET", keys.replied], ["GET", keys.clock]])
         state.withLock {
@@ -268,7 +265,10 @@ final class PartitionOwner: Sendable {
             return .ok(change.run.wire)
         case .resumeRun(let runId):
             let run = try load(runId, redis)
-            let change = try Transitions.resume(run: run, context: context, signer: signer)
+            var change = try Transitions.resume(run: run, context: context, signer: signer)
+            if !run.deferred.isEmpty, let plan = try? planVersion(run.planId, run.planVersion, redis) {
+                Stepper.applyDeferred(&change, plan: plan, context: context, signer: signer)
+            }
             changes.changes = [change]
             return .ok(change.run.wire)
         case .cancelRun(let runId, let reason):
@@ -294,8 +294,28 @@ final class PartitionOwner: Sendable {
         case .unsuppress(let contactId):
             changes.unsuppress = contactId
             return .ok([:])
-        case .tick, .signal, .actionResult, .replay:
-            return .error(DEEError(.unknownCommand, "\(f["type"] ?? "") is not available in this engine version", field: "type"))
+        case .tick(let count):
+            return try tick(count: count, context: context, changes: &changes, redis)
+        case .signal(let target, let name, let data, let planId):
+            return try signal(target, name: name, data: data, planId: planId, context: context, changes: &changes, redis)
+        case .actionResult(let runId, let key, let ok, let error, let data):
+            let run = try load(runId, redis)
+            guard let plan = try? planVersion(run.planId, run.planVersion, redis) else {
+                throw DEEError(.internal, "plan \(run.planId) version \(run.planVersion) cannot be read")
+            }
+            if let change = Stepper.actionResult(
+                run: run, plan: plan, key: key, ok: ok, error: error, data: data, context: context, signer: signer)
+            {
+                changes.changes = [change]
+                return .ok(change.run.wire)
+            }
+            return .ok(run.wire)
+        case .replay(let runId):
+            let run = try load(runId, redis)
+            let plan = try planVersion(run.planId, run.planVersion, redis)
+            let entries = try reads.auditEntries(runId, redis)
+            let result = Replay.run(entries: entries, plan: plan, recorded: run, signer: signer)
+            return .ok(["identical": .bool(result.identical), "steps": .array(result.steps)])
         case .registerPlan, .getPlan, .listPlans:
             return .error(DEEError(.internal, "plan commands are answered by the router"))
         }
@@ -457,6 +477,106 @@ final class PartitionOwner: Sendable {
         }
         changes.batch = (progressKey, n + 1, String(cancelled))
         return .ok(["cancelled": .int(cancelled)])
+    }
+}
+
+extension PartitionOwner {
+    /// Processes ticks clock+1 … clock+count. Each batch of due runs (in due-tick, then run-id order) is one
+    /// script that also records the tick and the count so far, so an interrupted tick resumes where it stopped,
+    /// and a run stepped in tick t is due after t, so it never steps twice in one tick. Ticks with nothing due
+    /// are skipped in one jump to the next due tick.
+    func tick(count: Int, context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection) throws -> Outcome {
+        let progressKey = PartitionKeys.progressSuffix(context.commandId.description)
+        let saved = PartitionStore.fields(try redis.call(["HGETALL", keys.progress(context.commandId.description)]))
+        let state = saved["state"].flatMap(JSONValue.parse)?.object ?? [:]
+        var n = saved["n"].flatMap { Int($0) } ?? 0
+        let start = state["start"]?.int ?? context.clock
+        let end = start + count
+        var t = state["t"]?.int ?? start + 1
+        var stepped = state["stepped"]?.int ?? 0
+        func progress(_ t: Int) -> String {
+            JSONValue.object(["start": .int(start), "t": .int(t), "stepped": .int(stepped)]).canonical
+        }
+        while t <= end {
+            let ids = (try redis.call([
+                "ZRANGE", keys.due, "-inf", String(t), "BYSCORE", "LIMIT", "0", String(config.tickBatchSize),
+            ]).array ?? []).compactMap(\.string)
+            if ids.isEmpty {
+                // Tick t is finished; jump to the next tick that has a due run.
+                let next = (try redis.call(["ZRANGE", keys.due, "-inf", "+inf", "BYSCORE", "LIMIT", "0", "1", "WITHSCORES"]).array ?? [])
+                let nextDue = next.count == 2 ? next[1].int : nil
+                let newT = min(max(t + 1, nextDue ?? end + 1), end + 1)
+                if newT > end { break }
+                var set = ChangeSet(entry: nil)
+                n += 1
+                set.batch = (progressKey, n, progress(newT))
+                set.clock = newT - 1
+                try commit(set, redis)
+                t = newT
+                continue
+            }
+            let tickContext = ChangeContext(
+                commandId: context.commandId, requestId: context.requestId, actor: context.actor, clock: t)
+            var set = ChangeSet(entry: nil)
+            for run in try store.loadRuns(ids, redis) {
+                guard var run else { continue }
+                let plan: Plan
+                do {
+                    plan = try planVersion(run.planId, run.planVersion, redis)
+                } catch {
+                    // Fail closed: a plan version that cannot be read fails the run.
+                    var change = RunChange(run: run)
+                    Stepper.fail(&run, "plan \(run.planId) version \(run.planVersion) cannot be read")
+                    run.completedAt = tickContext.at
+                    run.currentTick = t
+                    change.run = run
+                    change.event("run.failed", context: tickContext)
+                    change.audit("tick", details: ["error": "plan unreadable"], context: tickContext, signer: signer)
+                    set.changes.append(change)
+                    continue
+                }
+                if let change = Stepper.tick(run: run, plan: plan, context: tickContext, signer: signer) {
+                    set.changes.append(change)
+                } else {
+                    // Not steppable (paused or terminal, left in the schedule): take it out.
+                    var change = RunChange(run: run)
+                    change.run.due = nil
+                    set.changes.append(change)
+                }
+            }
+            stepped += set.changes.filter { !$0.audit.isEmpty }.count
+            n += 1
+            set.batch = (progressKey, n, progress(t))
+            set.clock = t - 1
+            try commit(set, redis)
+        }
+        changes.clock = end
+        changes.batch = (progressKey, n + 1, progress(end + 1))
+        return .ok(["tick": .int(end), "stepped": .int(stepped)])
+    }
+
+    /// Delivers a signal to one run, or to every open run of a contact (optionally of one plan).
+    func signal(
+        _ target: SignalTarget, name: String, data: [String: JSONValue]?, planId: String?, context: ChangeContext,
+        changes: inout ChangeSet, _ redis: RedisConnection
+    ) throws -> Outcome {
+        var runs: [Run] = []
+        switch target {
+        case .run(let runId):
+            runs = [try load(runId, redis)]
+        case .contact(let contactId):
+            let ids = try store.query(
+                RunFilter(statuses: RunStatus.open, contactId: contactId), offset: 0, count: 10_000, redis
+            ).ids
+            runs = try store.loadRuns(ids, redis).compactMap { $0 }
+        }
+        for run in runs where planId == nil || run.planId == planId {
+            guard let plan = try? planVersion(run.planId, run.planVersion, redis) else { continue }
+            if let change = Stepper.signal(run: run, plan: plan, name: name, data: data, context: context, signer: signer) {
+                changes.changes.append(change)
+            }
+        }
+        return .ok(["delivered": .int(changes.changes.count)])
     }
 }
 

@@ -1,3 +1,4 @@
+import Foundation
 import DEECore
 import Redis
 
@@ -32,9 +33,11 @@ public struct PartitionStore: Sendable {
             ApplyScript.source, keys: [keys.epoch], arguments: [set.payload(epoch: epoch, maxlen: streamMaxLen)])
         switch reply {
         case .string("OK"): return .ok
-        case .error(let e) where e.hasPrefix("FENCED"): return .fenced
-        case .error(let e) where e.hasPrefix("APPLIED"): return .alreadyApplied
-        case .error(let e) where e.hasPrefix("STALE"): return .stale(String(e.dropFirst(6)))
+        // Redis may prefix a script's error with "ERR ".
+        case .error(let e) where e.contains("FENCED"): return .fenced
+        case .error(let e) where e.contains("APPLIED"): return .alreadyApplied
+        case .error(let e) where e.contains("STALE "):
+            return .stale(String(e[e.range(of: "STALE ")!.upperBound...]))
         case .error(let e): throw RedisError(.server, "apply script: \(e)")
         default: throw RedisError(.unexpectedReply, "apply script answered \(reply)")
         }
