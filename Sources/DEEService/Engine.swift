@@ -50,6 +50,9 @@ public final class Engine: Service, Sendable {
                 let owner = PartitionOwner(partition: p, config: config, plans: plans, logger: logger)
                 group.addTask { try await self.ownerLoop(owner) }
             }
+            if let every = config.tickEverySeconds {
+                group.addTask { try await self.tickerLoop(every: every) }
+            }
         }
         logger.info("engine stopped")
     }
@@ -96,6 +99,41 @@ public final class Engine: Service, Sendable {
                 logger.error("partition \(owner.partition): \(error)")
                 try? await Task.sleep(for: .milliseconds(200))
             }
+        }
+        _ = try? await client.withConnection { owner.releaseLease($0); return 0 }
+    }
+
+    static let tickerScript = """
+        -- ticker.lua: hold the wall-clock ticker lease (one process advances the clock).
+        -- KEYS[1] <prefix>:ticker   ARGV[1] holder   ARGV[2] lease ms
+        local holder = redis.call('GET', KEYS[1])
+        if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+        if not holder then return redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) and 1 or 0 end
+        return 0
+        """
+
+    /// With `--tick-every`, one process (the holder of `<prefix>:ticker`) sends a `tick` command through the
+    /// ingress stream every interval, so wall-clock ticks interleave with commands in ingress order like any
+    /// other. Another process takes the lease over within a few seconds when the holder dies.
+    private func tickerLoop(every: Double) async throws {
+        let client = RedisClient(configuration: redisConfiguration, label: "ticker")
+        defer { client.close() }
+        let keys = Keys(prefix: config.prefix)
+        let lease = String(max(3_000, Int(every * 2_000)))
+        var next = ContinuousClock.now
+        while !stopping {
+            do {
+                let holds = try await client.evalScript(
+                    Self.tickerScript, keys: [keys.tickerLease], arguments: [config.instance, lease])
+                if holds.int == 1, ContinuousClock.now >= next {
+                    try await client.call(["XADD", keys.commands, "*", "type", "tick", "actor", "ticker"])
+                    next = next + .milliseconds(Int(every * 1000))
+                    if next < ContinuousClock.now { next = ContinuousClock.now + .milliseconds(Int(every * 1000)) }
+                }
+            } catch {
+                logger.error("ticker: \(error)")
+            }
+            try? await Task.sleep(for: .milliseconds(min(1000, max(50, Int(every * 250)))))
         }
     }
 }

@@ -86,6 +86,19 @@ final class PartitionOwner: Sendable {
         return true
     }
 
+    static let releaseScript = """
+        -- release_lease.lua: give the lease up at shutdown, so a successor need not wait for it to expire.
+        -- KEYS[1] <prefix>:{p}:lease   ARGV[1] holder name
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """
+
+    /// Gives the lease up (graceful shutdown).
+    func releaseLease(_ redis: RedisConnection) {
+        _ = try? redis.evalScript(Self.releaseScript, keys: [keys.lease], arguments: [config.instance])
+        state.withLock { $0.epoch = nil }
+    }
+
     // MARK: - Inbox
 
     /// One round: hold the lease, read a batch of the inbox, apply and reply each entry. Returns entries handled.

@@ -53,12 +53,18 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel = "info"
 
+    @Option(help: "Advance the clock one tick per interval of wall time, e.g. 60s, 500ms, 1m (default: only tick commands).")
+    var tickEvery: String?
+
     @Option(help: "HMAC key for audit checksums, from a file kept outside Redis (default: plain SHA-256).")
     var auditKeyFile: String?
 
     func validate() throws {
         guard (1...16384).contains(partitions) else { throw ValidationError("--partitions must be 1-16384") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        if let tickEvery, Self.seconds(tickEvery) == nil {
+            throw ValidationError("--tick-every takes a duration like 60s, 500ms or 1m (got \(tickEvery))")
+        }
     }
 
     func run() async throws {
@@ -69,6 +75,7 @@ struct Serve: AsyncParsableCommand {
         var config = EngineConfiguration(consumer: consumer ?? "dee-\(host)")
         config.prefix = connection.prefix
         config.partitions = partitions
+        config.tickEverySeconds = tickEvery.flatMap(Self.seconds)
         if let auditKeyFile {
             config.auditKey = Array(try Data(contentsOf: URL(fileURLWithPath: auditKeyFile)))
         }
@@ -80,5 +87,13 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(
                 services: [.init(service: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+
+    static func seconds(_ text: String) -> Double? {
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            if let n = Double(text.dropLast(suffix.count)), n > 0 { return n * factor }
+        }
+        return nil
     }
 }
