@@ -187,18 +187,27 @@ final class PartitionOwner: Sendable {
         }
         let request = envelope.request
 
+        let parts = f["parts"].flatMap { Int($0) } ?? 1
         if !request.isReadOnly {
             let applied = state.withLock { $0.applied }
-            let stored = try redis.call(["GET", keys.request(requestKey)]).string.flatMap(Outcome.parseRecord)
-            if let applied, id <= applied {
+            let replayed = applied.map { id <= $0 } ?? false
+            // A command without requestId can have a stored result only once applied (its key is its entry id).
+            let stored =
+                (replayed || !rid.isEmpty)
+                ? try redis.call(["GET", keys.request(requestKey)]).string.flatMap(Outcome.parseRecord) : nil
+            if replayed {
                 // Applied before a crash or a lost lease: reply what was stored.
+                if parts > 1 { return try gather(id, parts: parts, address: address, redis) }
                 guard let stored else { return nil }
                 return address.command(stored.outcome, maxLen: config.replyMaxLen)
             }
             if let stored {
                 // The same requestId again, in a later entry.
                 let outcome = stored.fingerprint == fingerprint ? stored.outcome : .error(Router.requestIdReused(rid))
-                try commit(ChangeSet(entry: id), redis)
+                var set = ChangeSet(entry: id)
+                if parts > 1 { set.share = (PartitionKeys.shareSuffix(id.description), outcome.json.canonical, 3600) }
+                try commit(set, redis)
+                if parts > 1 { return try gather(id, parts: parts, address: address, redis) }
                 return address.command(outcome, maxLen: config.replyMaxLen)
             }
         }
@@ -220,9 +229,53 @@ final class PartitionOwner: Sendable {
                 let ttl = rid.isEmpty ? config.implicitResultSeconds : config.dedupeWindowSeconds
                 changes.dedupe = (PartitionKeys.requestSuffix(requestKey), outcome.record(fingerprint: fingerprint), ttl)
             }
+            if parts > 1 { changes.share = (PartitionKeys.shareSuffix(id.description), outcome.json.canonical, 3600) }
             try commit(changes, redis)
+            if parts > 1 { return try gather(id, parts: parts, address: address, redis) }
         }
         return address.command(outcome, maxLen: config.replyMaxLen)
+    }
+
+    /// A command split over every partition is answered once all shares are in: each partition, after writing
+    /// its share, counts itself in `<prefix>:gather:<entryId>`; the one that brings the count to the number of
+    /// parts merges the shares and replies. A partition that applies the entry again after a crash counts past
+    /// it and replies again (replies are at-least-once).
+    private func gather(_ id: EntryID, parts: Int, address: ReplyAddress, _ redis: RedisConnection) throws -> [String]? {
+        let prefixKeys = Keys(prefix: config.prefix)
+        let counter = prefixKeys.gather(id.description)
+        let counted = try redis.pipeline([["INCR", counter], ["EXPIRE", counter, "3600"]])
+        guard (counted[0].int ?? 0) >= parts else { return nil }
+        let replies = try redis.pipeline((0..<parts).map { ["GET", prefixKeys.partition($0).share(id.description)] })
+        var outcomes: [Outcome] = []
+        for r in replies {
+            guard let text = r.string, let json = JSONValue.parse(text), let o = Outcome(json: json) else { return nil }
+            outcomes.append(o)
+        }
+        return address.command(Self.merge(outcomes), maxLen: config.replyMaxLen)
+    }
+
+    /// Merges partition shares: counts add up, lists concatenate (capped at 1000), the tick is the lowest.
+    static func merge(_ outcomes: [Outcome]) -> Outcome {
+        var merged: [String: JSONValue] = [:]
+        for outcome in outcomes {
+            switch outcome.result {
+            case .failure: return outcome
+            case .success(let v):
+                for (k, value) in v.object ?? [:] {
+                    switch (merged[k], value) {
+                    case (nil, _): merged[k] = value
+                    case (.int(let a)?, .int(let b)) where k == "tick": merged[k] = .int(min(a, b))
+                    case (.int(let a)?, .int(let b)): merged[k] = .int(a + b)
+                    case (.array(let a)?, .array(let b)): merged[k] = .array(Array((a + b).prefix(1000)))
+                    default: break
+                    }
+                }
+            }
+        }
+        if let details = merged["errorDetails"]?.array {
+            merged["errorDetails"] = .array(details.sorted { ($0.object?["index"]?.int ?? 0) < ($1.object?["index"]?.int ?? 0) })
+        }
+        return .ok(.object(merged))
     }
 
     /// Writes a change set; on success remembers the watermark and clock.

@@ -13,6 +13,8 @@ public struct Keys: Sendable, Equatable {
     public var deadletter: String { "\(prefix):deadletter" }
     /// Deployment settings (partition count), checked at start-up.
     public var meta: String { "\(prefix):meta" }
+    /// Counts the partitions that finished their share of a command split over all of them.
+    public func gather(_ entry: String) -> String { "\(prefix):gather:\(entry)" }
     /// The wall-clock ticker's lease (one process advances the clock).
     public var tickerLease: String { "\(prefix):ticker" }
 
