@@ -66,6 +66,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The benchmark driver behind scripts/bench.
+        .executableTarget(
+            name: "dee-bench",
+            dependencies: [
+                "DEEClient", "DEEStore", "DEECore", "Redis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Starts a private redis-server on a free loopback port when REDIS_URL is not set.
         .target(name: "DEETestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "DEECoreTests", dependencies: ["DEECore"], swiftSettings: swiftSettings),

@@ -17,7 +17,8 @@ public struct ChangeSet: Sendable {
 
     public var isEmpty: Bool { changes.isEmpty }
 
-    func payload(epoch: String, maxlen: Int) -> String {
+    /// The apply script's ARGV[1].
+    public func payload(epoch: String, maxlen: Int) -> String {
         var o: [String: JSONValue] = [
             "epoch": .string(epoch), "entry": .string(entry?.description ?? ""), "maxlen": .int(maxlen),
         ]

@@ -14,6 +14,9 @@ public struct PartitionStore: Sendable {
         self.streamMaxLen = streamMaxLen
     }
 
+    /// The apply script's source, for callers that pipeline it (the benchmark's raw baseline).
+    public static var applyScriptSource: String { ApplyScript.source }
+
     public func loadRun(_ id: String, _ redis: RedisConnection) throws -> Run? {
         try loadRuns([id], redis)[0]
     }

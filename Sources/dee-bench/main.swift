@@ -1,0 +1,296 @@
+import ArgumentParser
+import DEECore
+import DEEStore
+import Dispatch
+import Foundation
+import Redis
+
+/// Drives a running engine (started by scripts/bench) and Redis directly, and prints one Markdown table.
+@main
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dee-bench", abstract: "Benchmark a running DEE engine against raw Redis on the same machine.")
+
+    @Option(help: "Redis URL of the engine under test.") var redisURL = "redis://127.0.0.1:6379"
+    @Option(help: "Key prefix the engine serves.") var prefix = "bench"
+    @Option(help: "execute commands sent through the stream.") var executes = 50_000
+    @Option(help: "Producer threads for execute.") var producers = 4
+    @Option(help: "Commands in flight per producer.") var window = 200
+    @Option(help: "Contacts in the bulkExecute workload.") var bulk = 100_000
+    @Option(help: "Active runs the tick workload steps.") var tickRuns = 1_000_000
+    @Option(help: "Queries per listRuns shape.") var queries = 200
+    @Option(help: "Write the table to this Markdown file too.") var output: String?
+
+    func run() throws {
+        let config = try RedisConfiguration(url: redisURL, timeoutSeconds: 600)
+        let redis = RedisConnection(configuration: config)
+        var rows: [(String, String)] = []
+        func row(_ workload: String, _ figure: String) {
+            rows.append((workload, figure))
+            FileHandle.standardOutput.write(Data("| \(workload) | \(figure) |\n".utf8))
+        }
+        let client = Client(redis: redis, prefix: prefix, stream: "\(prefix):replies:bench")
+        let plan = #"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"done","type":"end"}]}"#
+        _ = try client.call(["type", "registerPlan", "plan", plan])
+        FileHandle.standardOutput.write(Data("| workload | figure |\n|---|---|\n".utf8))
+
+        // 1. execute through the stream, several producers.
+        let perProducer = executes / producers
+        let start = Date()
+        let latencies = Locked<[Double]>([])
+        DispatchQueue.concurrentPerform(iterations: producers) { p in
+            do {
+                let c = Client(
+                    redis: RedisConnection(configuration: config), prefix: prefix, stream: "\(prefix):replies:p\(p)")
+                var sent = 0
+                var mine: [Double] = []
+                while sent < perProducer {
+                    let n = min(window, perProducer - sent)
+                    let ids = try c.sendMany((0..<n).map { i in
+                        ["type", "execute", "planId", "bench", "contact", #"{"id":"e\#(p)-\#(sent + i)","email":"x@y.z"}"#]
+                    })
+                    mine += try c.awaitReplies(ids)
+                    sent += n
+                }
+                latencies.withLock { $0 += mine }
+            } catch {
+                print("producer \(p): \(error)")
+            }
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        let done = latencies.withLock { $0 }
+        let executeRate = Double(done.count) / elapsed
+        row(
+            "`execute` through the stream, \(producers) producers × \(window) in flight, \(done.count) commands",
+            "\(Int(executeRate)) commands/s; p50 \(ms(percentile(done, 0.5))), p99 \(ms(percentile(done, 0.99))) command-to-reply")
+
+        // 2. The same writes straight to Redis: the apply script, no engine.
+        let raw = try rawBaseline(config, count: done.count)
+        row(
+            "the same state writes straight to Redis (the apply script, \(producers) connections, no engine)",
+            "\(Int(raw)) writes/s; engine/raw = \(String(format: "%.2f", executeRate / raw))")
+
+        // 3. bulkExecute.
+        let contacts = (0..<bulk).map { #"{"id":"b\#($0)","email":"x@y.z"}"# }.joined(separator: ",")
+        let t0 = Date()
+        let r = try client.call(["type", "bulkExecute", "planId", "bench", "contacts", "[\(contacts)]", "batchSize", "1000"], timeout: 600)
+        let bulkRate = Double(bulk) / Date().timeIntervalSince(t0)
+        row("`bulkExecute` of \(bulk) contacts (batchSize 1000)", "\(Int(bulkRate)) contacts/s (\(r["ok"] == "true" ? "ok" : r["message"] ?? "failed"))")
+
+        // 4. A tick over tickRuns active runs.
+        var have = done.count + bulk
+        var k = 0
+        while have < tickRuns {
+            let n = min(100_000, tickRuns - have)
+            let more = (0..<n).map { #"{"id":"t\#(k)-\#($0)","email":"x@y.z"}"# }.joined(separator: ",")
+            _ = try client.call(["type", "bulkExecute", "planId", "bench", "contacts", "[\(more)]", "batchSize", "1000"], timeout: 600)
+            have += n
+            k += 1
+        }
+        let t1 = Date()
+        let tick = try client.call(["type", "tick"], timeout: 1200)
+        let tickSeconds = Date().timeIntervalSince(t1)
+        let stepped = (tick["result"].flatMap(JSONValue.parse)?.object?["stepped"]?.int) ?? 0
+        row("a tick stepping \(stepped) active runs", "\(Int(Double(stepped) / tickSeconds)) run-steps/s (\(String(format: "%.1f", tickSeconds)) s)")
+
+        // 5. listRuns on all those runs.
+        let timeWindow = startWindow(redis)
+        let shapes: [(String, [String])] = [
+            ("by status", ["status", "active"]),
+            ("by plan", ["planId", "bench"]),
+            ("by contact", ["contactId", "b777"]),
+            ("by time window", ["startedAfter", String(timeWindow.0), "startedBefore", String(timeWindow.1)]),
+            ("status + contact", ["status", "active", "contactId", "b777"]),
+            ("status + plan", ["status", "active", "planId", "bench"]),
+            ("deep offset (100000)", ["status", "active", "offset", "100000"]),
+        ]
+        for (name, args) in shapes {
+            let n = name.contains("+ plan") ? max(5, queries / 20) : queries
+            var lat: [Double] = []
+            var total = 0
+            for _ in 0..<n {
+                let q0 = Date()
+                let reply = try client.call(["type", "listRuns", "limit", "50"] + args, timeout: 120)
+                lat.append(Date().timeIntervalSince(q0))
+                total = reply["result"].flatMap(JSONValue.parse)?.object?["total"]?.int ?? -1
+            }
+            row("`listRuns` \(name), page of 50, \(n) queries", "p50 \(ms(percentile(lat, 0.5))), p99 \(ms(percentile(lat, 0.99))); total \(total)")
+        }
+
+        // 6. Memory per run.
+        row("Redis memory", try memory(redis))
+
+        if let output {
+            var text = "| workload | figure |\n|---|---|\n"
+            for (w, f) in rows { text += "| \(w) | \(f) |\n" }
+            try text.write(toFile: output, atomically: true, encoding: .utf8)
+        }
+    }
+
+    /// Precomputes `count` execute-like change sets and writes them with the apply script from `producers`
+    /// connections, pipelined like the engine's producers: the ceiling the engine's writes can reach.
+    func rawBaseline(_ config: RedisConfiguration, count: Int) throws -> Double {
+        let rawPrefix = "\(prefix)raw"
+        let keys = Keys(prefix: rawPrefix).partition(0)
+        let setup = RedisConnection(configuration: config)
+        try setup.call(["SET", keys.epoch, "1"])
+        let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{}},{"id":"done","type":"end"}]}"#)!)
+        let perConn = count / producers
+        let payloads: [[String]] = (0..<producers).map { p in
+            (0..<perConn).map { i in
+                let entry = EntryID(ms: 1_700_000_000_000 + UInt64(p * perConn + i), seq: 0)
+                let context = ChangeContext(commandId: entry, requestId: entry.description, actor: nil, clock: 0)
+                let change = Transitions.start(
+                    runId: RunID.make(entry: entry, index: 0, partition: 0), plan: plan, version: 1,
+                    contact: ["id": .string("r\(p)-\(i)")], contactId: "r\(p)-\(i)", variables: [:], startTick: nil,
+                    context: context, signer: AuditSigner())
+                var set = ChangeSet(entry: nil)
+                set.changes = [change]
+                set.dedupe = ("req:@\(entry)", "x\n{}", 3600)
+                return set.payload(epoch: "1", maxlen: 1_000_000)
+            }
+        }
+        let sha = try setup.call(["SCRIPT", "LOAD", PartitionStore.applyScriptSource]).string ?? ""
+        let start = Date()
+        DispatchQueue.concurrentPerform(iterations: producers) { p in
+            let c = RedisConnection(configuration: config)
+            var i = 0
+            while i < perConn {
+                let n = min(window, perConn - i)
+                _ = try? c.pipeline((i..<(i + n)).map { ["EVALSHA", sha, "1", keys.epoch, payloads[p][$0]] })
+                i += n
+            }
+        }
+        let rate = Double(perConn * producers) / Date().timeIntervalSince(start)
+        // Leave nothing of the baseline behind.
+        var cursor = "0"
+        repeat {
+            let reply = try setup.call(["SCAN", cursor, "MATCH", "\(rawPrefix):*", "COUNT", "10000"])
+            let parts = reply.array ?? []
+            cursor = parts.first?.string ?? "0"
+            let found = (parts.count > 1 ? parts[1].array ?? [] : []).compactMap(\.string)
+            if !found.isEmpty { try setup.call(["UNLINK"] + found) }
+        } while cursor != "0"
+        return rate
+    }
+
+    func startWindow(_ redis: RedisConnection) -> (Int64, Int64) {
+        let all = Keys(prefix: prefix).partition(0).all
+        let first = (try? redis.call(["ZRANGE", all, "0", "0", "WITHSCORES"]).array) ?? []
+        let last = (try? redis.call(["ZRANGE", all, "-1", "-1", "WITHSCORES"]).array) ?? []
+        let a = Int64(first.count == 2 ? first[1].int ?? 0 : 0)
+        let b = Int64(last.count == 2 ? last[1].int ?? 0 : 0)
+        return (a + (b - a) / 3, a + 2 * (b - a) / 3)
+    }
+
+    /// Bytes per run of run hashes, indexes and enrollment, from Redis's own accounting; streams and audit apart.
+    func memory(_ redis: RedisConnection) throws -> String {
+        let k = Keys(prefix: prefix).partition(0)
+        let runs = try redis.call(["ZCARD", k.all]).int ?? 1
+        let used = Int(
+            (try redis.call(["INFO", "memory"]).string ?? "").split(separator: "\r\n")
+                .first { $0.hasPrefix("used_memory:") }?.dropFirst("used_memory:".count) ?? "0") ?? 0
+        func usage(_ key: String) -> Int { (try? redis.call(["MEMORY", "USAGE", key, "SAMPLES", "0"]).int) ?? 0 }
+        let events = usage(k.events)
+        let actions = usage(k.actions)
+        let inbox = usage(k.inbox)
+        // Audit lists: sample 1000 runs.
+        let sample = (try redis.call(["ZRANGE", k.all, "0", "999"]).array ?? []).compactMap(\.string)
+        let auditSample = sample.reduce(0) { $0 + usage(k.audit($1)) }
+        let audit = sample.isEmpty ? 0 : auditSample * runs / sample.count
+        let requests = try redis.call(["EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "\(prefix):{0}:req:*"]).int ?? 0
+        let reqBytes = requests * 120
+        let state = used - events - actions - inbox - audit - reqBytes
+        return "\(state / max(runs, 1)) bytes per run (run hash, indexes, enrollment; \(runs) runs); apart: audit \(audit / max(runs, 1)) B/run, events \(events / max(runs, 1)) B/run, actions \(actions / max(runs, 1)) B/run, dedupe records ~\(reqBytes / max(runs, 1)) B/run"
+    }
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return 0 }
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]
+}
+
+func ms(_ seconds: Double) -> String { String(format: "%.2f ms", seconds * 1000) }
+
+final class Locked<T>: @unchecked Sendable {
+    private var value: T
+    private let lock = NSLock()
+    init(_ value: T) { self.value = value }
+    func withLock<R>(_ body: (inout T) -> R) -> R {
+        lock.lock()
+        defer { lock.unlock() }
+        return body(&value)
+    }
+}
+
+/// A pipelining producer: XADDs a window of commands, then reads their replies from its own stream.
+final class Client {
+    let redis: RedisConnection
+    let prefix: String
+    let stream: String
+    var last = "0-0"
+
+    init(redis: RedisConnection, prefix: String, stream: String) {
+        self.redis = redis
+        self.prefix = prefix
+        self.stream = stream
+    }
+
+    func sendMany(_ commands: [[String]]) throws -> [String: Date] {
+        let now = Date()
+        let replies = try redis.pipeline(commands.map { ["XADD", "\(prefix):commands", "*", "replyTo", stream] + $0 })
+        var ids: [String: Date] = [:]
+        for r in replies { if let id = r.string { ids[id] = now } }
+        return ids
+    }
+
+    /// Waits for replies to every id; returns their latencies.
+    func awaitReplies(_ ids: [String: Date], timeout: Double = 120) throws -> [Double] {
+        var waiting = ids
+        var out: [Double] = []
+        let deadline = Date().addingTimeInterval(timeout)
+        while !waiting.isEmpty, Date() < deadline {
+            let reply = try redis.call(["XREAD", "COUNT", "1000", "BLOCK", "1000", "STREAMS", stream, last])
+            guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { continue }
+            let now = Date()
+            for entry in first[1].array ?? [] {
+                guard let pair = entry.array, pair.count == 2, let id = pair[0].string else { continue }
+                last = id
+                let flat = pair[1].array ?? []
+                var i = 0
+                while i + 1 < flat.count {
+                    if flat[i].string == "commandId", let c = flat[i + 1].string, let sent = waiting.removeValue(forKey: c) {
+                        out.append(now.timeIntervalSince(sent))
+                    }
+                    i += 2
+                }
+            }
+        }
+        if !waiting.isEmpty { throw RedisError(.connection, "\(waiting.count) replies missing") }
+        return out
+    }
+
+    func call(_ fields: [String], timeout: Double = 60) throws -> [String: String] {
+        let ids = try sendMany([fields])
+        let id = ids.keys.first!
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            let reply = try redis.call(["XREAD", "COUNT", "100", "BLOCK", "1000", "STREAMS", stream, last])
+            guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { continue }
+            for entry in first[1].array ?? [] {
+                guard let pair = entry.array, pair.count == 2, let eid = pair[0].string else { continue }
+                last = eid
+                let flat = pair[1].array ?? []
+                var f: [String: String] = [:]
+                var i = 0
+                while i + 1 < flat.count {
+                    f[flat[i].string ?? ""] = flat[i + 1].string ?? ""
+                    i += 2
+                }
+                if f["commandId"] == id { return f }
+            }
+        }
+        throw RedisError(.connection, "no reply to \(fields.prefix(2)) within \(timeout) s")
+    }
+}
