@@ -259,7 +259,7 @@ public struct RequestDecoder: Sendable {
     private func fromField(_ text: String, name: String, type: ArgType) throws(DEEError) -> JSONValue {
         switch type {
         case .string: return .string(text)
-        case .time: return .string(text)
+        case .time: return Int64(text).map { .int(Int($0)) } ?? .string(text)
         case .status:
             if text.hasPrefix("[") {
                 guard let v = JSONValue.parse(text) else { throw DEEError.badRequest(name, "is not valid JSON") }
@@ -287,6 +287,8 @@ public struct RequestDecoder: Sendable {
         }
         guard ok else { throw DEEError.badRequest(name, "must be \(Self.describe(type)) (got \(v.typeName))") }
         if type == .int, let i = v.int { return .int(i) }
+        // Epoch ms given as digits in a string or as a number are the same argument (and fingerprint).
+        if type == .time, let s = v.string, let ms = Int64(s) { return .int(Int(ms)) }
         return v
     }
 

@@ -30,6 +30,7 @@ final class PartitionOwner: Sendable {
         var clock = 0
         var copiedPlans = Set<String>()
         var failures: [String: Int] = [:]
+        var renewed = ContinuousClock.now
     }
 
     init(partition: Int, config: EngineConfiguration, plans: PlanStore, logger: Logger) {
@@ -66,7 +67,10 @@ final class PartitionOwner: Sendable {
         if state.withLock({ $0.epoch }) != nil {
             let renewed = try redis.evalScript(
                 Self.renewScript, keys: [keys.lease], arguments: [holder, String(config.leaseMilliseconds)])
-            if renewed.int == 1 { return true }
+            if renewed.int == 1 {
+                state.withLock { $0.renewed = .now }
+                return true
+            }
             logger.warning("lost the partition lease")
             state.withLock { $0.epoch = nil }
         }
@@ -77,6 +81,7 @@ final class PartitionOwner: Sendable {
         let epoch = try redis.call(["INCR", keys.epoch]).int ?? 0
         let replies = try redis.pipeline([["GET", keys.applied], ["GET", keys.replied], ["GET", keys.clock]])
         state.withLock {
+            $0.renewed = .now
             $0.epoch = String(epoch)
             $0.applied = replies[0].string.flatMap(EntryID.init)
             $0.lastRead = replies[1].string ?? "0-0"
@@ -278,8 +283,23 @@ final class PartitionOwner: Sendable {
         return .ok(.object(merged))
     }
 
+    /// A batched command (a large tick or bulk command) can outlast the lease: renew it between batches.
+    private func renewDuringLongCommands(_ redis: RedisConnection) throws {
+        let due = state.withLock { ContinuousClock.now - $0.renewed > .milliseconds(config.leaseMilliseconds / 3) }
+        guard due else { return }
+        let renewed = try redis.evalScript(
+            Self.renewScript, keys: [keys.lease], arguments: [config.instance, String(config.leaseMilliseconds)])
+        guard renewed.int == 1 else {
+            logger.warning("lost the partition lease during a long command")
+            state.withLock { $0.epoch = nil }
+            throw Fenced()
+        }
+        state.withLock { $0.renewed = .now }
+    }
+
     /// Writes a change set; on success remembers the watermark and clock.
     func commit(_ set: ChangeSet, _ redis: RedisConnection) throws {
+        try renewDuringLongCommands(redis)
         guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
         switch try store.apply(set, epoch: epoch, redis) {
         case .ok, .alreadyApplied:

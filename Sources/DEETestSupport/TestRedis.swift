@@ -74,10 +74,10 @@ public enum TestRedis {
         let script = """
             "$1" --port "$2" --bind 127.0.0.1 --save '' --appendonly no --dir "$3" --daemonize no >"$4" 2>&1 &
             r=$!
-            ( while kill -0 "$5" 2>/dev/null && kill -0 "$r" 2>/dev/null; do sleep 1; done; kill "$r" 2>/dev/null ) &
+            ( while kill -0 "$5" 2>/dev/null && kill -0 "$r" 2>/dev/null; do sleep 1; done; kill -KILL "$r" 2>/dev/null ) &
             wait "$r"
             s=$?
-            [ "$s" -eq 0 ] && rm -rf "$3"
+            case "$s" in 0 | 137) rm -rf "$3" ;; esac
             exit "$s"
             """
         let process = Process()

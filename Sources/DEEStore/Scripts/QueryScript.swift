@@ -30,10 +30,13 @@ if plan ~= '' then table.insert(drivers, {key = base .. ':idx:plan:' .. plan, ki
 if contact ~= '' then table.insert(drivers, {key = base .. ':idx:contact:' .. contact, kind = 'contact'}) end
 if #statuses == 1 then table.insert(drivers, {key = base .. ':idx:status:' .. statuses[1], kind = 'status'}) end
 
--- Statuses only (one or several), or nothing: count by ZCOUNT and merge pages, no member checks.
-if #drivers == 0 or (#drivers == 1 and drivers[1].kind == 'status' and ceiling == '') then
+-- One index (a plan, a contact, one status), several statuses only, or nothing: count by ZCOUNT and merge
+-- pages, no member checks.
+if ceiling == '' and (#drivers == 0 or (#drivers == 1 and (#statuses <= 1))) then
   local keys = {}
-  if #statuses == 0 then
+  if #drivers == 1 then
+    keys = {drivers[1].key}
+  elseif #statuses == 0 then
     keys = {KEYS[1]}
   else
     for _, s in ipairs(statuses) do table.insert(keys, base .. ':idx:status:' .. s) end
@@ -42,7 +45,7 @@ if #drivers == 0 or (#drivers == 1 and drivers[1].kind == 'status' and ceiling =
     local total = 0
     for _, k in ipairs(keys) do total = total + redis.call('ZCOUNT', k, min, max) end
     if #keys == 1 then
-      result = redis.call('ZRANGE', KEYS[1] == keys[1] and KEYS[1] or keys[1], max, min, 'BYSCORE', 'REV', 'LIMIT', offset, count)
+      result = redis.call('ZRANGE', keys[1], max, min, 'BYSCORE', 'REV', 'LIMIT', offset, count)
       table.insert(result, 1, total)
       return result
     end
