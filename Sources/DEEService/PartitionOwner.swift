@@ -121,10 +121,23 @@ final class PartitionOwner: Sendable {
         let entries = [RESPValue].entries(first[1])
         var replies: [[String]] = []
         var last: String?
-        for entry in entries {
+        var skipUntil = -1
+        for (index, entry) in entries.enumerated() {
+            if index <= skipUntil {
+                last = entry.id
+                continue
+            }
             guard let id = EntryID(entry.id) else { continue }
             let fields = Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })
             do {
+                // Consecutive plain executes go through one check pipeline and one apply pipeline.
+                let group = executeGroup(entries, from: index)
+                if group.count > 1 {
+                    replies += try executeMany(group, redis)
+                    skipUntil = index + group.count - 1
+                    last = entries[skipUntil].id
+                    continue
+                }
                 if let r = try handle(id, fields, redis) { replies.append(r) }
                 state.withLock { $0.failures[entry.id] = nil }
             } catch let e as Fenced {
@@ -170,12 +183,12 @@ final class PartitionOwner: Sendable {
 
     struct Fenced: Error {}
 
-    private func address(_ id: EntryID, _ f: [String: String]) -> ReplyAddress {
+    func address(_ id: EntryID, _ f: [String: String]) -> ReplyAddress {
         let rid = f["rid"] ?? ""
         let replyTo = f["replyTo"] ?? ""
         return ReplyAddress(
             replyTo: replyTo.isEmpty ? nil : replyTo, requestId: rid.isEmpty ? id.description : rid,
-            commandId: id.description, type: f["type"] ?? "")
+            commandId: id.description, type: f["type"] ?? "", actor: f["actor"].flatMap { $0.isEmpty ? nil : $0 })
     }
 
     /// Applies one inbox entry (or replies again what was applied) and returns its reply command.
@@ -284,7 +297,7 @@ final class PartitionOwner: Sendable {
     }
 
     /// A batched command (a large tick or bulk command) can outlast the lease: renew it between batches.
-    private func renewDuringLongCommands(_ redis: RedisConnection) throws {
+    func renewDuringLongCommands(_ redis: RedisConnection) throws {
         let due = state.withLock { ContinuousClock.now - $0.renewed > .milliseconds(config.leaseMilliseconds / 3) }
         guard due else { return }
         let renewed = try redis.evalScript(
@@ -413,12 +426,13 @@ final class PartitionOwner: Sendable {
     }
 
     /// The plan version the router resolved for this entry.
-    private func plan(_ f: [String: String], _ request: Request, _ redis: RedisConnection) throws -> (Plan, Int) {
+    func plan(_ f: [String: String], _ request: Request, _ redis: RedisConnection) throws -> (Plan, Int) {
         let planId: String
         switch request {
         case .execute(let ref, _, _, _, _), .bulkExecute(let ref, _, _, _): planId = ref.planId
         default: throw DEEError(.internal, "no plan in this command")
         }
+        if let fail = f["fail"].flatMap(JSONValue.parse).flatMap(DEEError.init(json:)) { throw fail }
         guard let version = f["planVersion"].flatMap({ Int($0) }) else {
             throw DEEError(.internal, "the router did not resolve the plan version")
         }
@@ -457,7 +471,7 @@ final class PartitionOwner: Sendable {
         return .ok(change.run.wire)
     }
 
-    private func copyPlan(_ plan: Plan, _ version: Int, into changes: inout ChangeSet) {
+    func copyPlan(_ plan: Plan, _ version: Int, into changes: inout ChangeSet) {
         let key = "plan:\(plan.id):\(version)"
         if !state.withLock({ $0.copiedPlans.contains(key) }) { changes.planCopy = (key, plan.canonicalJSON) }
     }
@@ -663,6 +677,120 @@ extension PartitionOwner {
             }
         }
         return .ok(["delivered": .int(changes.changes.count)])
+    }
+}
+
+extension PartitionOwner {
+    typealias Entry = (id: String, fields: [(String, String)])
+
+    /// The run of entries from `start` that can take the batched execute path: `execute` without requestId,
+    /// not yet applied, on one partition.
+    func executeGroup(_ entries: [Entry], from start: Int) -> [(EntryID, [String: String])] {
+        let applied = state.withLock { $0.applied }
+        var group: [(EntryID, [String: String])] = []
+        for entry in entries[start...] {
+            let f = Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })
+            guard f["type"] == "execute", (f["rid"] ?? "").isEmpty, (f["parts"] ?? "1") == "1",
+                let id = EntryID(entry.id), applied.map({ id > $0 }) ?? true
+            else { break }
+            group.append((id, f))
+            if group.count == 256 { break }
+        }
+        return group
+    }
+
+    /// Applies consecutive executes: one pipeline reads every suppression and enrollment they need, the runs
+    /// are computed in order (a contact enrolled earlier in the group counts as enrolled), and one pipeline
+    /// writes them, each with its own apply script, in entry order. Same effects as one by one.
+    func executeMany(_ group: [(EntryID, [String: String])], _ redis: RedisConnection) throws -> [[String]] {
+        struct Item {
+            let id: EntryID
+            let address: ReplyAddress
+            let fingerprint: String
+            var request: (plan: (Plan, Int), contact: [String: JSONValue], contactId: String, variables: [String: JSONValue], startTick: Int?)?
+            var outcome: Outcome?
+        }
+        var items: [Item] = []
+        var checks: [[String]] = []
+        for (id, f) in group {
+            var item = Item(id: id, address: address(id, f), fingerprint: f["fp"] ?? "")
+            do {
+                let envelope = try decoder.decode([("type", "execute"), ("args", f["args"] ?? "{}")])
+                guard case .execute(_, let contact, let contactId, let variables, let startTick) = envelope.request else {
+                    throw DEEError(.internal, "not an execute")
+                }
+                let plan = try self.plan(f, envelope.request, redis)
+                item.request = (plan, contact, contactId, variables, startTick)
+                checks.append(["HEXISTS", keys.suppressed, contactId])
+                checks.append(["HGET", keys.enroll, "\(plan.0.id):\(contactId)"])
+            } catch let e as DEEError {
+                item.outcome = .error(e)
+            }
+            items.append(item)
+        }
+        let found = try redis.pipeline(checks)
+        var k = 0
+        var enrolledNow: [String: String] = [:]
+        var sets: [ChangeSet] = []
+        let clock = state.withLock { $0.clock }
+        for i in items.indices {
+            var set = ChangeSet(entry: items[i].id)
+            if let r = items[i].request {
+                let key = "\(r.plan.0.id):\(r.contactId)"
+                let suppressed = found[k].int == 1
+                let open = enrolledNow[key] ?? found[k + 1].string
+                k += 2
+                if suppressed {
+                    items[i].outcome = .error(DEEError(.suppressed, "contact \(r.contactId) is suppressed", field: "contact.id"))
+                } else if let open {
+                    items[i].outcome = .error(DEEError(
+                        .alreadyEnrolled, "contact \(r.contactId) already has an open run \(open) of plan \(r.plan.0.id)",
+                        field: "contact.id"))
+                } else {
+                    let context = ChangeContext(
+                        commandId: items[i].id, requestId: items[i].id.description, actor: items[i].address.actor,
+                        clock: clock)
+                    let runId = RunID.make(entry: items[i].id, index: 0, partition: partition)
+                    let change = Transitions.start(
+                        runId: runId, plan: r.plan.0, version: r.plan.1, contact: r.contact, contactId: r.contactId,
+                        variables: r.variables, startTick: r.startTick, context: context, signer: signer)
+                    set.changes = [change]
+                    copyPlan(r.plan.0, r.plan.1, into: &set)
+                    enrolledNow[key] = runId
+                    items[i].outcome = .ok(change.run.wire)
+                }
+            }
+            let outcome = items[i].outcome ?? .error(DEEError(.internal, "no outcome"))
+            if outcome.storable {
+                set.dedupe = (
+                    PartitionKeys.requestSuffix("@" + items[i].id.description), outcome.record(fingerprint: items[i].fingerprint),
+                    config.implicitResultSeconds
+                )
+            }
+            sets.append(set)
+        }
+        try renewDuringLongCommands(redis)
+        guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
+        let results = try store.applyMany(sets, epoch: epoch, redis)
+        var replies: [[String]] = []
+        for (i, result) in results.enumerated() {
+            switch result {
+            case .ok, .alreadyApplied:
+                state.withLock { s in
+                    s.applied = sets[i].entry
+                    if let p = sets[i].planCopy { s.copiedPlans.insert(p.key) }
+                }
+                if let outcome = items[i].outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
+                    replies.append(r)
+                }
+            case .fenced:
+                state.withLock { $0.epoch = nil }
+                throw Fenced()
+            case .stale(let runId):
+                throw RedisError(.server, "run \(runId) changed under the owner; will retry")
+            }
+        }
+        return replies
     }
 }
 

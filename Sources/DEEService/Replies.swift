@@ -50,6 +50,7 @@ struct ReplyAddress: Sendable {
     let requestId: String
     let commandId: String
     let type: String
+    var actor: String? = nil
 
     /// The reply entry (SPEC 5), as an `XADD` command.
     func command(_ outcome: Outcome, maxLen: Int) -> [String]? {

@@ -66,6 +66,7 @@ final class Router: Sendable {
             }
         }
         var acks: [String] = []
+        var out = Batch()
         for entry in batch {
             if entry.fields.isEmpty {
                 // Deleted from the stream while pending: nothing to do but acknowledge.
@@ -77,10 +78,16 @@ final class Router: Sendable {
                 acks.append(entry.id)
                 continue
             }
-            try route(entry, redis)
+            try route(entry, &out, redis)
             acks.append(entry.id)
         }
-        try redis.call(["XACK", keys.commands, config.group] + acks)
+        // One round trip: every inbox copy, reply and rejection of the batch, then the acknowledgement.
+        let replies = try redis.pipeline(out.commands + [["XACK", keys.commands, config.group] + acks])
+        for reply in replies.dropLast() {
+            // An inbox that already has this id (or a later one) was routed to before: harmless.
+            if case .error(let e) = reply, !e.contains("equal or smaller") { throw RedisError(.server, e) }
+        }
+        if case .error(let e) = replies.last! { throw RedisError(.server, e) }
         return batch.count
     }
 
@@ -98,8 +105,14 @@ final class Router: Sendable {
         logger.warning("poison message moved to deadletter", metadata: ["stream.entry_id": "\(entry.id)", "reason": "\(reason)"])
     }
 
-    /// Validates, answers or forwards one ingress entry.
-    func route(_ entry: (id: String, fields: [(String, String)]), _ redis: RedisConnection) throws {
+    /// What a batch writes at its end, in one pipeline; and the latest plan versions it has looked up.
+    struct Batch {
+        var commands: [[String]] = []
+        var latest: [String: Int] = [:]
+    }
+
+    /// Validates, answers or forwards one ingress entry, adding its writes to the batch.
+    func route(_ entry: (id: String, fields: [(String, String)]), _ out: inout Batch, _ redis: RedisConnection) throws {
         let header = decoder.header(entry.fields)
         let address = ReplyAddress(
             replyTo: header.replyTo.flatMap { decoder.validReplyTo($0) ? $0 : nil },
@@ -108,44 +121,63 @@ final class Router: Sendable {
         do {
             envelope = try decoder.decode(entry.fields)
         } catch {
-            try reject(entry.id, header: header, error: error, address: address, redis)
+            reject(entry.id, header: header, error: error, address: address, &out)
             return
         }
         guard let commandId = EntryID(entry.id) else { return }
         let requestKey = envelope.requestId ?? "@" + entry.id
         switch envelope.request {
         case .registerPlan(let plan):
+            if let rid = envelope.requestId {
+                // A requestId another command already used (its record lives in a partition) is not reusable.
+                let found = try redis.pipeline((0..<config.partitions).map { ["EXISTS", keys.partition($0).request(rid)] })
+                if found.contains(where: { $0.int == 1 }) {
+                    send(.error(Self.requestIdReused(rid)), address, &out)
+                    return
+                }
+            }
             let r = try plans.register(
                 plan, requestKey: requestKey, fingerprint: envelope.fingerprint,
                 ttl: envelope.requestId == nil ? config.implicitResultSeconds : config.dedupeWindowSeconds, redis)
+            out.latest[plan.id] = nil
             if let stored = r.stored {
-                try reply(repeatOf: stored, fingerprint: envelope.fingerprint, address: address, redis)
+                reply(repeatOf: stored, fingerprint: envelope.fingerprint, address: address, &out)
             } else {
                 var result: [String: JSONValue] = [
                     "planId": .string(plan.id), "version": .int(r.version), "created": .bool(r.created),
                 ]
                 if !plan.warnings.isEmpty { result["warnings"] = .array(plan.warnings.map(JSONValue.string)) }
-                try send(.ok(.object(result)), address, redis)
+                send(.ok(.object(result)), address, &out)
             }
             return
         case .getPlan(let planId, let version):
-            try send(try reads.getPlan(planId, version: version, redis), address, redis)
+            send(try reads.getPlan(planId, version: version, redis), address, &out)
             return
         case .listPlans:
-            try send(.ok(.array(try plans.list(redis))), address, redis)
+            send(.ok(.array(try plans.list(redis))), address, &out)
             return
         case .listRuns(let filter, let limit, let offset) where config.partitions > 1 && filter.contactId == nil:
-            try send(try reads.listRuns(filter, limit: limit, offset: offset, redis), address, redis)
+            send(try reads.listRuns(filter, limit: limit, offset: offset, redis), address, &out)
             return
         case .stats where config.partitions > 1:
-            try send(try reads.stats(redis), address, redis)
+            send(try reads.stats(redis), address, &out)
             return
         default:
             break
         }
 
-        // Resolve the plan version now, in ingress order, so the partition applies a fixed version.
+        if let rid = envelope.requestId, !envelope.request.isReadOnly,
+            try redis.call(["EXISTS", keys.planRequest(rid)]).int == 1
+        {
+            // Used before by a registerPlan.
+            send(.error(Self.requestIdReused(rid)), address, &out)
+            return
+        }
+
+        // Resolve the plan version now, in ingress order, so the partition applies a fixed version. A plan
+        // that cannot be resolved travels on as `fail`, so the partition answers and stores it like any result.
         var planVersion: Int?
+        var failure: DEEError?
         switch envelope.request {
         case .execute(let ref, _, _, _, _), .bulkExecute(let ref, _, _, _):
             switch ref {
@@ -153,17 +185,16 @@ final class Router: Sendable {
                 planVersion = try plans.registerImplicitly(plan, redis)
             case .id(let id, let version):
                 if let version {
-                    guard try plans.load(id, version: version, redis) != nil else {
-                        try send(.error(DEEError(.notFound, "plan \(id) has no version \(version)", field: "planVersion")), address, redis)
-                        return
+                    if try plans.load(id, version: version, redis) != nil {
+                        planVersion = version
+                    } else {
+                        failure = DEEError(.notFound, "plan \(id) has no version \(version)", field: "planVersion")
                     }
-                    planVersion = version
-                } else {
-                    guard let latest = try plans.latestVersion(id, redis) else {
-                        try send(.error(DEEError(.notFound, "no plan \(id); register it first", field: "planId")), address, redis)
-                        return
-                    }
+                } else if let latest = try out.latest[id] ?? plans.latestVersion(id, redis) {
+                    out.latest[id] = latest
                     planVersion = latest
+                } else {
+                    failure = DEEError(.notFound, "no plan \(id); register it first", field: "planId")
                 }
             }
         default:
@@ -177,14 +208,10 @@ final class Router: Sendable {
             "args", JSONValue.object(envelope.arguments).canonical, "parts", String(targets.count),
         ]
         if let planVersion { fields += ["planVersion", String(planVersion)] }
+        if let failure { fields += ["fail", failure.json.canonical] }
         _ = commandId
-        var commands: [[String]] = []
         for p in targets {
-            commands.append(["XADD", keys.partition(p).inbox, entry.id] + fields)
-        }
-        for reply in try redis.pipeline(commands) {
-            // An inbox that already has this id (or a later one) was routed to before: harmless.
-            if case .error(let e) = reply, !e.contains("equal or smaller") { throw RedisError(.server, e) }
+            out.commands.append(["XADD", keys.partition(p).inbox, entry.id] + fields)
         }
     }
 
@@ -212,22 +239,21 @@ final class Router: Sendable {
     }
 
     private func reject(
-        _ id: String, header: EntryHeader, error: DEEError, address: ReplyAddress, _ redis: RedisConnection
-    ) throws {
+        _ id: String, header: EntryHeader, error: DEEError, address: ReplyAddress, _ out: inout Batch
+    ) {
         var fields = ["commandId", id, "type", header.type ?? "", "error", error.code.rawValue, "message", error.message]
         if let f = error.field { fields += ["field", f] }
-        var commands = [["XADD", keys.rejected, "MAXLEN", "~", String(config.rejectedMaxLen), "*"] + fields]
-        if let r = address.command(.error(error), maxLen: config.replyMaxLen) { commands.append(r) }
-        _ = try redis.pipeline(commands)
+        out.commands.append(["XADD", keys.rejected, "MAXLEN", "~", String(config.rejectedMaxLen), "*"] + fields)
+        if let r = address.command(.error(error), maxLen: config.replyMaxLen) { out.commands.append(r) }
         logger.debug("rejected a command", metadata: ["stream.entry_id": "\(id)", "error": "\(error)"])
     }
 
-    private func reply(repeatOf stored: String, fingerprint: String, address: ReplyAddress, _ redis: RedisConnection) throws {
+    private func reply(repeatOf stored: String, fingerprint: String, address: ReplyAddress, _ out: inout Batch) {
         guard let (fp, outcome) = Outcome.parseRecord(stored) else { return }
         if fp != fingerprint {
-            try send(.error(Self.requestIdReused(address.requestId)), address, redis)
+            send(.error(Self.requestIdReused(address.requestId)), address, &out)
         } else {
-            try send(outcome, address, redis)
+            send(outcome, address, &out)
         }
     }
 
@@ -236,7 +262,7 @@ final class Router: Sendable {
             "requestId", "\(rid) was already used for a different command (another type or other arguments)")
     }
 
-    private func send(_ outcome: Outcome, _ address: ReplyAddress, _ redis: RedisConnection) throws {
-        if let c = address.command(outcome, maxLen: config.replyMaxLen) { try redis.call(c) }
+    private func send(_ outcome: Outcome, _ address: ReplyAddress, _ out: inout Batch) {
+        if let c = address.command(outcome, maxLen: config.replyMaxLen) { out.commands.append(c) }
     }
 }

@@ -30,10 +30,15 @@ public struct PartitionStore: Sendable {
         }
     }
 
-    /// Writes a change set with the apply script.
-    public func apply(_ set: ChangeSet, epoch: String, _ redis: RedisConnection) throws -> ApplyResult {
-        let reply = try redis.evalScript(
-            ApplyScript.source, keys: [keys.epoch], arguments: [set.payload(epoch: epoch, maxlen: streamMaxLen)])
+    /// Writes several change sets, each its own atomic script, in one pipeline, in order.
+    public func applyMany(_ sets: [ChangeSet], epoch: String, _ redis: RedisConnection) throws -> [ApplyResult] {
+        let replies = try redis.evalScriptPipelined(
+            ApplyScript.source,
+            calls: sets.map { ([keys.epoch], [$0.payload(epoch: epoch, maxlen: streamMaxLen)]) })
+        return try replies.map(Self.result)
+    }
+
+    static func result(_ reply: RESPValue) throws -> ApplyResult {
         switch reply {
         case .string("OK"): return .ok
         // Redis may prefix a script's error with "ERR ".
@@ -44,6 +49,13 @@ public struct PartitionStore: Sendable {
         case .error(let e): throw RedisError(.server, "apply script: \(e)")
         default: throw RedisError(.unexpectedReply, "apply script answered \(reply)")
         }
+    }
+
+    /// Writes a change set with the apply script.
+    public func apply(_ set: ChangeSet, epoch: String, _ redis: RedisConnection) throws -> ApplyResult {
+        let reply = try redis.evalScript(
+            ApplyScript.source, keys: [keys.epoch], arguments: [set.payload(epoch: epoch, maxlen: streamMaxLen)])
+        return try Self.result(reply)
     }
 
     /// Matching run ids, newest first, and the exact total, answered from the indexes by the query script.

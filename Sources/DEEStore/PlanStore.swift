@@ -7,6 +7,8 @@ import Synchronization
 public final class PlanStore: Sendable {
     public let keys: Keys
     private let cache = Mutex<[String: Plan]>([:])
+    /// Plan id + content hash → version: fixed forever once registered.
+    private let versions = Mutex<[String: Int]>([:])
 
     public init(keys: Keys) { self.keys = keys }
 
@@ -31,6 +33,15 @@ public final class PlanStore: Sendable {
 
     /// Registers a plan given inline to `execute`/`bulkExecute` (no request record): its version.
     public func registerImplicitly(_ plan: Plan, _ redis: RedisConnection) throws -> Int {
+        let known = plan.id + ":" + plan.contentHash
+        if let v = versions.withLock({ $0[known] }) { return v }
+        let v = try registerImplicitlyUncached(plan, redis)
+        versions.withLock { $0[known] = v }
+        cache.withLock { $0["\(plan.id):\(v)"] = plan }
+        return v
+    }
+
+    private func registerImplicitlyUncached(_ plan: Plan, _ redis: RedisConnection) throws -> Int {
         let reply = try redis.evalScript(
             RegisterPlanScript.source,
             keys: [keys.plan(plan.id), keys.planIds, keys.planRequest("implicit:" + plan.contentHash)],

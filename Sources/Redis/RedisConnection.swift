@@ -71,6 +71,37 @@ public final class RedisConnection: @unchecked Sendable {
         throw RedisError(.server, "NOSCRIPT after reloading the script")
     }
 
+    /// Runs one script many times in one pipeline (`EVALSHA` each), loading it first when needed. Calls that
+    /// found the script missing (`NOSCRIPT`: nothing ran) are loaded and sent again. Replies come in call order.
+    public func evalScriptPipelined(_ source: String, calls: [(keys: [String], arguments: [String])]) throws(RedisError)
+        -> [RESPValue]
+    {
+        lock.lock()
+        defer { lock.unlock() }
+        var replies = [RESPValue](repeating: .null, count: calls.count)
+        var todo = Array(calls.indices)
+        for _ in 0..<2 {
+            let sha: String
+            if let known = scriptSHAs[source] {
+                sha = known
+            } else {
+                let loaded = try pipelineLocked([["SCRIPT", "LOAD", source]])[0]
+                guard case .string(let s) = loaded else { throw RedisError(.server, "SCRIPT LOAD failed: \(loaded)") }
+                scriptSHAs[source] = s
+                sha = s
+            }
+            let got = try pipelineLocked(todo.map { ["EVALSHA", sha, String(calls[$0].keys.count)] + calls[$0].keys + calls[$0].arguments })
+            var again: [Int] = []
+            for (i, reply) in zip(todo, got) {
+                if case .error(let m) = reply, m.hasPrefix("NOSCRIPT") { again.append(i) } else { replies[i] = reply }
+            }
+            if again.isEmpty { return replies }
+            scriptSHAs[source] = nil
+            todo = again
+        }
+        throw RedisError(.server, "NOSCRIPT after reloading the script")
+    }
+
     /// Drops the connection; the next call reconnects.
     public func close() {
         lock.lock()

@@ -1,0 +1,96 @@
+import DEEClient
+import DEEService
+import DEETestSupport
+import Dispatch
+import Foundation
+import Logging
+import Redis
+
+/// Runs an engine in-process on the test Redis under a prefix of its own, and hands the test a client.
+/// The test body is blocking (the client is), so it runs on a dispatch thread, never on the cooperative pool
+/// the engine's loops need.
+enum TestEngine {
+    struct Env: Sendable {
+        let prefix: String
+        let url: String
+        let redis: RedisConnection
+
+        /// Another client on the same engine (its own reply stream).
+        func client() throws -> DEEClient {
+            DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
+        }
+
+        /// A key of this test's deployment.
+        func key(_ suffix: String) -> String { "\(prefix):\(suffix)" }
+    }
+
+    static func configuration(prefix: String, partitions: Int) -> EngineConfiguration {
+        var config = EngineConfiguration(consumer: "test-\(prefix)")
+        config.prefix = prefix
+        config.partitions = partitions
+        config.blockMilliseconds = 100
+        config.claimIdleMilliseconds = 1000
+        return config
+    }
+
+    static func with(
+        partitions: Int = 1,
+        configure: @Sendable (inout EngineConfiguration) -> Void = { _ in },
+        _ body: @escaping @Sendable (DEEClient, Env) throws -> Void
+    ) async throws {
+        let url = try TestRedis.url()
+        let prefix = TestRedis.uniquePrefix()
+        var config = configuration(prefix: prefix, partitions: partitions)
+        configure(&config)
+        var logger = Logger(label: "dee-test")
+        logger.logLevel = .warning
+        let engine = Engine(config: config, redis: try RedisConfiguration(url: url), logger: logger)
+        let task = Task { try await engine.run() }
+        defer { task.cancel() }
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
+        let env = Env(prefix: prefix, url: url, redis: redis)
+        let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
+        try await offPool { try body(client, env) }
+        task.cancel()
+        _ = try? await task.value
+        // Clean up this test's keys (never FLUSHALL: other tests share the server).
+        try await offPool {
+            var cursor = "0"
+            repeat {
+                let reply = try redis.call(["SCAN", cursor, "MATCH", "\(prefix):*", "COUNT", "1000"])
+                let parts = reply.array ?? []
+                cursor = parts.first?.string ?? "0"
+                let keys = (parts.count > 1 ? parts[1].array ?? [] : []).compactMap(\.string)
+                if !keys.isEmpty { try redis.call(["UNLINK"] + keys) }
+            } while cursor != "0"
+        }
+    }
+
+    /// Runs a blocking body on a thread of its own: the global dispatch queue adds threads slowly when its
+    /// work blocks, which stalled many tests started at once.
+    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try body() }) }
+            thread.stackSize = 4 << 20
+            thread.start()
+        }
+    }
+}
+
+extension DEEReply {
+    /// The result parsed as JSON (a dictionary or array), or nil.
+    var json: Any? {
+        guard let result, let data = result.data(using: .utf8) else { return nil }
+        return try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+    }
+    var object: [String: Any] { (json as? [String: Any]) ?? [:] }
+}
+
+/// A small linear plan: action, wait 3, action, end (SPEC 4's example).
+let examplePlan = """
+    {"id":"welcome","name":"Welcome","exitOn":["unsubscribed"],"steps":[
+      {"id":"intro","type":"action","action":"send_email","params":{"template":"intro","to":"{{contact.email}}"}},
+      {"id":"pause","type":"wait","ticks":3},
+      {"id":"nudge","type":"action","action":"send_email","params":{"template":"nudge"}},
+      {"id":"done","type":"end","outcome":"finished"}]}
+    """
