@@ -84,6 +84,15 @@ public struct AuditEntry: Sendable, Equatable {
     public let details: JSONValue
     public let previousChecksum: String
     public let checksum: String
+    /// The text stored in Redis: the canonical body with the checksum in front (key order is irrelevant to
+    /// readers; verification recomputes the canonical body).
+    public let storedText: String
+
+    public static func == (a: AuditEntry, b: AuditEntry) -> Bool {
+        a.at == b.at && a.actor == b.actor && a.action == b.action && a.runId == b.runId && a.reason == b.reason
+            && a.requestId == b.requestId && a.commandId == b.commandId && a.tick == b.tick && a.details == b.details
+            && a.previousChecksum == b.previousChecksum && a.checksum == b.checksum
+    }
 
     /// Everything but the checksum, canonical: what the checksum covers (with the previous checksum inside).
     public static func body(
@@ -109,7 +118,8 @@ public struct AuditEntry: Sendable, Equatable {
 
     public init(
         at: Int64, actor: String?, action: String, runId: String, reason: String?, requestId: String,
-        commandId: String, tick: Int, details: JSONValue, previousChecksum: String, checksum: String
+        commandId: String, tick: Int, details: JSONValue, previousChecksum: String, checksum: String,
+        storedText: String? = nil
     ) {
         self.at = at
         self.actor = actor
@@ -122,6 +132,18 @@ public struct AuditEntry: Sendable, Equatable {
         self.details = details
         self.previousChecksum = previousChecksum
         self.checksum = checksum
+        if let storedText {
+            self.storedText = storedText
+        } else {
+            let body = Self.body(
+                at: at, actor: actor, action: action, runId: runId, reason: reason, requestId: requestId,
+                commandId: commandId, tick: tick, details: details, previousChecksum: previousChecksum)
+            self.storedText = Self.stored(bodyText: body.canonical, checksum: checksum)
+        }
+    }
+
+    static func stored(bodyText: String, checksum: String) -> String {
+        "{\"checksum\":\"" + checksum + "\"," + bodyText.dropFirst()
     }
 
     public init?(json: JSONValue) {
@@ -145,7 +167,11 @@ public struct AuditSigner: Sendable {
     public init(key: [UInt8]? = nil) { self.key = key }
 
     public func checksum(body: JSONValue, previous: String) -> String {
-        let text = previous + "\n" + body.canonical
+        checksum(bodyText: body.canonical, previous: previous)
+    }
+
+    public func checksum(bodyText: String, previous: String) -> String {
+        let text = previous + "\n" + bodyText
         if let key { return Hex.hmacSHA256(text, key: key) }
         return Hex.sha256(text)
     }
@@ -214,12 +240,14 @@ extension RunChange {
             at: context.at, actor: context.actor, action: action, runId: run.id, reason: reason,
             requestId: context.requestId, commandId: context.commandId.description, tick: context.clock,
             details: details, previousChecksum: run.auditHead)
-        let sum = signer.checksum(body: body, previous: run.auditHead)
+        let bodyText = body.canonical
+        let sum = signer.checksum(bodyText: bodyText, previous: run.auditHead)
         audit.append(
             AuditEntry(
                 at: context.at, actor: context.actor, action: action, runId: run.id, reason: reason,
                 requestId: context.requestId, commandId: context.commandId.description, tick: context.clock,
-                details: details, previousChecksum: run.auditHead, checksum: sum))
+                details: details, previousChecksum: run.auditHead, checksum: sum,
+                storedText: AuditEntry.stored(bodyText: bodyText, checksum: sum)))
         run.auditHead = sum
         run.auditCount += 1
     }

@@ -17,57 +17,169 @@ public struct ChangeSet: Sendable {
 
     public var isEmpty: Bool { changes.isEmpty }
 
-    /// The apply script's ARGV[1].
+    /// The apply script's ARGV[1], written straight to bytes: key order does not matter to the script, and
+    /// building a JSONValue tree first was the engine's largest cost per command.
     public func payload(epoch: String, maxlen: Int) -> String {
-        var o: [String: JSONValue] = [
-            "epoch": .string(epoch), "entry": .string(entry?.description ?? ""), "maxlen": .int(maxlen),
-        ]
-        if let batch { o["batch"] = ["key": .string(batch.key), "n": .int(batch.n), "state": .string(batch.state)] }
-        if let dedupe { o["dedupe"] = ["key": .string(dedupe.key), "value": .string(dedupe.value), "ttl": .int(dedupe.ttl)] }
-        if let share { o["share"] = ["key": .string(share.key), "value": .string(share.value), "ttl": .int(share.ttl)] }
-        if let planCopy { o["plan"] = ["key": .string(planCopy.key), "json": .string(planCopy.json)] }
-        if let suppress { o["suppress"] = ["contact": .string(suppress.contact), "value": .string(suppress.value)] }
-        if let unsuppress { o["unsuppress"] = .string(unsuppress) }
-        if let clock { o["clock"] = .int(clock) }
-        var runs: [JSONValue] = []
-        var events: [JSONValue] = []
-        var actions: [JSONValue] = []
-        var audit: [JSONValue] = []
+        var w = JSONWriter()
+        w.open()
+        w.key("epoch"); w.string(epoch)
+        w.key("entry"); w.string(entry?.description ?? "")
+        w.key("maxlen"); w.int(maxlen)
+        if let batch {
+            w.key("batch"); w.open()
+            w.key("key"); w.string(batch.key)
+            w.key("n"); w.int(batch.n)
+            w.key("state"); w.string(batch.state)
+            w.close()
+        }
+        if let dedupe {
+            w.key("dedupe"); w.open()
+            w.key("key"); w.string(dedupe.key)
+            w.key("value"); w.string(dedupe.value)
+            w.key("ttl"); w.int(dedupe.ttl)
+            w.close()
+        }
+        if let share {
+            w.key("share"); w.open()
+            w.key("key"); w.string(share.key)
+            w.key("value"); w.string(share.value)
+            w.key("ttl"); w.int(share.ttl)
+            w.close()
+        }
+        if let planCopy {
+            w.key("plan"); w.open()
+            w.key("key"); w.string(planCopy.key)
+            w.key("json"); w.string(planCopy.json)
+            w.close()
+        }
+        if let suppress {
+            w.key("suppress"); w.open()
+            w.key("contact"); w.string(suppress.contact)
+            w.key("value"); w.string(suppress.value)
+            w.close()
+        }
+        if let unsuppress { w.key("unsuppress"); w.string(unsuppress) }
+        if let clock { w.key("clock"); w.int(clock) }
+        w.key("runs"); w.openArray()
         for change in changes {
             let run = change.run
-            var set: [JSONValue] = []
-            var del: [JSONValue] = []
+            w.open()
+            w.key("id"); w.string(run.id)
+            w.key("set"); w.openArray()
+            var deleted: [String] = []
             for (field, value) in run.storedFields {
                 if let value {
-                    set.append(.string(field))
-                    set.append(.string(value))
+                    w.string(field)
+                    w.string(value)
                 } else if !change.created {
-                    del.append(.string(field))
+                    deleted.append(field)
                 }
             }
+            w.closeArray()
+            w.key("del"); w.openArray()
+            for field in deleted { w.string(field) }
+            w.closeArray()
             let scheduled = run.status != .paused && run.status.isOpen
-            var r: [String: JSONValue] = [
-                "id": .string(run.id), "set": .array(set), "del": .array(del), "status": .string(run.status.rawValue),
-                "score": .int(Int(run.startedAt)), "created": .bool(change.created), "plan": .string(run.planId),
-                "contact": .string(run.contactId), "due": .int(scheduled ? (run.due ?? -1) : -1),
-                "head": .string(change.audit.first?.previousChecksum ?? run.auditHead),
-            ]
+            w.key("status"); w.string(run.status.rawValue)
+            w.key("score"); w.int(Int(run.startedAt))
+            w.key("created"); w.bool(change.created)
+            w.key("plan"); w.string(run.planId)
+            w.key("contact"); w.string(run.contactId)
+            w.key("due"); w.int(scheduled ? (run.due ?? -1) : -1)
+            w.key("head"); w.string(change.audit.first?.previousChecksum ?? run.auditHead)
             if change.created {
-                r["enroll"] = "set"
+                w.key("enroll"); w.string("set")
             } else if !run.status.isOpen {
-                r["enroll"] = "del"
+                w.key("enroll"); w.string("del")
             }
-            runs.append(.object(r))
-            events += change.events.map { .array($0.fields.map(JSONValue.string)) }
-            actions += change.actions.map { .array($0.fields.map(JSONValue.string)) }
-            audit += change.audit.map { [.string(run.id), .string($0.json.canonical)] }
+            w.close()
         }
-        // cjson decodes [] as an empty table either way; keep arrays present so the script can iterate.
-        o["runs"] = .array(runs)
-        o["events"] = .array(events)
-        o["actions"] = .array(actions)
-        o["audit"] = .array(audit)
-        return JSONValue.object(o).canonical
+        w.closeArray()
+        // Arrays stay present even when empty, so the script can iterate them.
+        w.key("events"); w.openArray()
+        for change in changes {
+            for e in change.events { w.strings(e.fields) }
+        }
+        w.closeArray()
+        w.key("actions"); w.openArray()
+        for change in changes {
+            for a in change.actions { w.strings(a.fields) }
+        }
+        w.closeArray()
+        w.key("audit"); w.openArray()
+        for change in changes {
+            for a in change.audit { w.strings([change.run.id, a.storedText]) }
+        }
+        w.closeArray()
+        w.close()
+        return w.text
+    }
+}
+
+/// Appends JSON to a byte buffer, commas handled; for payloads whose key order does not matter.
+struct JSONWriter {
+    private(set) var bytes: [UInt8] = []
+    private var needComma = false
+
+    init() { bytes.reserveCapacity(2048) }
+
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    private mutating func comma() {
+        if needComma { bytes.append(UInt8(ascii: ",")) }
+    }
+
+    mutating func open() {
+        comma()
+        bytes.append(UInt8(ascii: "{"))
+        needComma = false
+    }
+
+    mutating func close() {
+        bytes.append(UInt8(ascii: "}"))
+        needComma = true
+    }
+
+    mutating func openArray() {
+        comma()
+        bytes.append(UInt8(ascii: "["))
+        needComma = false
+    }
+
+    mutating func closeArray() {
+        bytes.append(UInt8(ascii: "]"))
+        needComma = true
+    }
+
+    mutating func key(_ k: String) {
+        comma()
+        JSONValue.writeString(k, to: &bytes)
+        bytes.append(UInt8(ascii: ":"))
+        needComma = false
+    }
+
+    mutating func string(_ s: String) {
+        comma()
+        JSONValue.writeString(s, to: &bytes)
+        needComma = true
+    }
+
+    mutating func int(_ i: Int) {
+        comma()
+        bytes.append(contentsOf: String(i).utf8)
+        needComma = true
+    }
+
+    mutating func bool(_ b: Bool) {
+        comma()
+        bytes.append(contentsOf: (b ? "true" : "false").utf8)
+        needComma = true
+    }
+
+    mutating func strings(_ items: [String]) {
+        openArray()
+        for item in items { string(item) }
+        closeArray()
     }
 }
 
