@@ -43,11 +43,11 @@ public struct PartitionKeys: Sendable, Equatable {
     public var due: String { "\(base):due" }
     public var enroll: String { "\(base):enroll" }
     public var suppressed: String { "\(base):suppressed" }
-    public var all: String { "\(base):idx:all" }
     public func run(_ id: String) -> String { "\(base):run:\(id)" }
     public func audit(_ runId: String) -> String { "\(base):audit:\(runId)" }
     public func status(_ s: RunStatus) -> String { "\(base):idx:status:\(s.rawValue)" }
-    public func plan(_ id: String) -> String { "\(base):idx:plan:\(id)" }
+    /// Runs of one plan in one status: with the status indexes, what makes every listRuns filter an index range.
+    public func planStatus(_ id: String, _ s: RunStatus) -> String { "\(base):idx:ps:\(id):\(s.rawValue)" }
     public func contact(_ id: String) -> String { "\(base):idx:contact:\(id)" }
     public func planCopy(_ id: String, _ version: Int) -> String { "\(base):plan:\(id):\(version)" }
     /// Key suffixes (relative to base) used inside scripts.

@@ -64,7 +64,7 @@ public struct PartitionStore: Sendable {
         _ redis: RedisConnection
     ) throws -> (total: Int, ids: [String]) {
         let reply = try redis.evalScript(
-            QueryScript.source, keys: [keys.all],
+            QueryScript.source, keys: [keys.status(.pending)],
             arguments: [
                 (filter.statuses ?? []).map(\.rawValue).joined(separator: ","), filter.planId ?? "",
                 filter.contactId ?? "", filter.startedAfter.map { String($0) } ?? "-inf",

@@ -175,7 +175,7 @@ struct Bench: ParsableCommand {
     }
 
     func startWindow(_ redis: RedisConnection) -> (Int64, Int64) {
-        let all = Keys(prefix: prefix).partition(0).all
+        let all = Keys(prefix: prefix).partition(0).status(.active)
         let first = (try? redis.call(["ZRANGE", all, "0", "0", "WITHSCORES"]).array) ?? []
         let last = (try? redis.call(["ZRANGE", all, "-1", "-1", "WITHSCORES"]).array) ?? []
         let a = Int64(first.count == 2 ? first[1].int ?? 0 : 0)
@@ -186,7 +186,7 @@ struct Bench: ParsableCommand {
     /// Bytes per run of run hashes, indexes and enrollment, from Redis's own accounting; streams and audit apart.
     func memory(_ redis: RedisConnection) throws -> String {
         let k = Keys(prefix: prefix).partition(0)
-        let runs = try redis.call(["ZCARD", k.all]).int ?? 1
+        let runs = try redis.pipeline(RunStatus.allCases.map { ["ZCARD", k.status($0)] }).reduce(0) { $0 + ($1.int ?? 0) }
         let used = Int(
             (try redis.call(["INFO", "memory"]).string ?? "").split(separator: "\r\n")
                 .first { $0.hasPrefix("used_memory:") }?.dropFirst("used_memory:".count) ?? "0") ?? 0
@@ -195,7 +195,7 @@ struct Bench: ParsableCommand {
         let actions = usage(k.actions)
         let inbox = usage(k.inbox)
         // Audit lists: sample 1000 runs.
-        let sample = (try redis.call(["ZRANGE", k.all, "0", "999"]).array ?? []).compactMap(\.string)
+        let sample = (try redis.call(["ZRANGE", k.status(.active), "0", "999"]).array ?? []).compactMap(\.string)
         let auditSample = sample.reduce(0) { $0 + usage(k.audit($1)) }
         let audit = sample.isEmpty ? 0 : auditSample * runs / sample.count
         let requests = try redis.call(["EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "\(prefix):{0}:req:*"]).int ?? 0

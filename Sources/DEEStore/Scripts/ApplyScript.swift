@@ -12,6 +12,7 @@ enum ApplyScript {
 --   dedupe   {key, value, ttl}: the stored result of the command
 --   share    {key, value, ttl}: this partition's share of a command split over partitions
 --   runs     [{id, set=[f,v,...], del=[f,...], status, score, created, plan, contact, due, enroll, head}]
+--            indexes kept: idx:status:<status>, idx:ps:<plan>:<status>, idx:contact:<contact>, due
 --            due: the due tick, or -1 for none; enroll: "set" or "del"; head: the audit head it was computed from
 --   events, actions   [[f,v,...], ...] entries for <base>:events and <base>:actions
 --   audit    [[runId, entryJSON], ...] appended to <base>:audit:<runId>
@@ -64,13 +65,15 @@ for _, r in ipairs(runs) do
   if #r.set > 0 then redis.call('HSET', key, unpack(r.set)) end
   if #r.del > 0 then redis.call('HDEL', key, unpack(r.del)) end
   if old ~= r.status then
-    if old then redis.call('ZREM', base .. ':idx:status:' .. old, r.id) end
+    if old then
+      redis.call('ZREM', base .. ':idx:status:' .. old, r.id)
+      redis.call('ZREM', base .. ':idx:ps:' .. r.plan .. ':' .. old, r.id)
+    end
     redis.call('ZADD', base .. ':idx:status:' .. r.status, r.score, r.id)
+    redis.call('ZADD', base .. ':idx:ps:' .. r.plan .. ':' .. r.status, r.score, r.id)
   end
   if r.created then
-    redis.call('ZADD', base .. ':idx:plan:' .. r.plan, r.score, r.id)
     redis.call('ZADD', base .. ':idx:contact:' .. r.contact, r.score, r.id)
-    redis.call('ZADD', base .. ':idx:all', r.score, r.id)
   end
   if r.due >= 0 then
     redis.call('ZADD', base .. ':due', r.due, r.id)
