@@ -166,12 +166,17 @@ final class PartitionOwner: Sendable {
             }
             last = entry.id
         }
-        if !replies.isEmpty {
-            for r in try redis.pipeline(replies) {
+        // Replies, then the replied watermark, in one round trip.
+        var commands = replies
+        if let last {
+            state.withLock { $0.lastRead = last }
+            commands += [["SET", keys.replied, last], ["XTRIM", keys.inbox, "MINID", "~", last]]
+        }
+        if !commands.isEmpty {
+            for r in try redis.pipeline(commands) {
                 if case .error(let e) = r { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
             }
         }
-        if let last { try advance(to: last, redis) }
         return entries.count
     }
 
@@ -312,9 +317,15 @@ final class PartitionOwner: Sendable {
 
     /// Writes a change set; on success remembers the watermark and clock.
     func commit(_ set: ChangeSet, _ redis: RedisConnection) throws {
+        _ = try commit(set, then: nil, redis)
+    }
+
+    /// Writes a change set and, in the same round trip, sends `then` (a read for the next step); returns its reply.
+    func commit(_ set: ChangeSet, then: [String]?, _ redis: RedisConnection) throws -> RESPValue {
         try renewDuringLongCommands(redis)
         guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
-        switch try store.apply(set, epoch: epoch, redis) {
+        let (result, next) = try store.apply(set, epoch: epoch, then: then, redis)
+        switch result {
         case .ok, .alreadyApplied:
             state.withLock { s in
                 if let e = set.entry { s.applied = e }
@@ -328,6 +339,7 @@ final class PartitionOwner: Sendable {
         case .stale(let runId):
             throw RedisError(.server, "run \(runId) changed under the owner; will retry")
         }
+        return next
     }
 
     // MARK: - Commands
@@ -597,10 +609,12 @@ extension PartitionOwner {
         func progress(_ t: Int) -> String {
             JSONValue.object(["start": .int(start), "t": .int(t), "stepped": .int(stepped)]).canonical
         }
+        var prefetched: [String]?
         while t <= end {
-            let ids = (try redis.call([
+            let ids = try prefetched ?? (redis.call([
                 "ZRANGE", keys.due, "-inf", String(t), "BYSCORE", "LIMIT", "0", String(config.tickBatchSize),
             ]).array ?? []).compactMap(\.string)
+            prefetched = nil
             if ids.isEmpty {
                 // Tick t is finished; jump to the next tick that has a due run.
                 let next = (try redis.call(["ZRANGE", keys.due, "-inf", "+inf", "BYSCORE", "LIMIT", "0", "1", "WITHSCORES"]).array ?? [])
@@ -648,7 +662,11 @@ extension PartitionOwner {
             n += 1
             set.batch = (progressKey, n, progress(t))
             set.clock = t - 1
-            try commit(set, redis)
+            // The next batch's ids come back in the same round trip as this batch's write.
+            prefetched = try commit(
+                set, then: ["ZRANGE", keys.due, "-inf", String(t), "BYSCORE", "LIMIT", "0", String(config.tickBatchSize)],
+                redis
+            ).array?.compactMap(\.string)
         }
         changes.clock = end
         changes.batch = (progressKey, n + 1, progress(end + 1))

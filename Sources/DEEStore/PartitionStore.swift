@@ -51,6 +51,17 @@ public struct PartitionStore: Sendable {
         }
     }
 
+    /// Writes a change set with the apply script, then runs `then` in the same pipeline; returns both replies.
+    public func apply(_ set: ChangeSet, epoch: String, then: [String]?, _ redis: RedisConnection) throws
+        -> (ApplyResult, RESPValue)
+    {
+        guard let then else { return (try apply(set, epoch: epoch, redis), .null) }
+        let payload = set.payload(epoch: epoch, maxlen: streamMaxLen)
+        let replies = try redis.evalScriptPipelined(
+            ApplyScript.source, calls: [([keys.epoch], [payload])], then: [then])
+        return (try Self.result(replies[0]), replies[1])
+    }
+
     /// Writes a change set with the apply script.
     public func apply(_ set: ChangeSet, epoch: String, _ redis: RedisConnection) throws -> ApplyResult {
         let reply = try redis.evalScript(

@@ -73,9 +73,9 @@ public final class RedisConnection: @unchecked Sendable {
 
     /// Runs one script many times in one pipeline (`EVALSHA` each), loading it first when needed. Calls that
     /// found the script missing (`NOSCRIPT`: nothing ran) are loaded and sent again. Replies come in call order.
-    public func evalScriptPipelined(_ source: String, calls: [(keys: [String], arguments: [String])]) throws(RedisError)
-        -> [RESPValue]
-    {
+    public func evalScriptPipelined(
+        _ source: String, calls: [(keys: [String], arguments: [String])], then: [[String]] = []
+    ) throws(RedisError) -> [RESPValue] {
         lock.lock()
         defer { lock.unlock() }
         var replies = [RESPValue](repeating: .null, count: calls.count)
@@ -90,12 +90,24 @@ public final class RedisConnection: @unchecked Sendable {
                 scriptSHAs[source] = s
                 sha = s
             }
-            let got = try pipelineLocked(todo.map { ["EVALSHA", sha, String(calls[$0].keys.count)] + calls[$0].keys + calls[$0].arguments })
+            // `then` rides after the scripts only when every call is sent (the first try, normally).
+            let trailing = todo.count == calls.count ? then : []
+            let got = try pipelineLocked(
+                todo.map { ["EVALSHA", sha, String(calls[$0].keys.count)] + calls[$0].keys + calls[$0].arguments } + trailing)
             var again: [Int] = []
             for (i, reply) in zip(todo, got) {
                 if case .error(let m) = reply, m.hasPrefix("NOSCRIPT") { again.append(i) } else { replies[i] = reply }
             }
-            if again.isEmpty { return replies }
+            if again.isEmpty {
+                // `then` must see the scripts' writes: take its replies from a pass where every script ran,
+                // else send it again now.
+                if !trailing.isEmpty {
+                    replies += got.suffix(trailing.count)
+                } else if !then.isEmpty {
+                    replies += try pipelineLocked(then)
+                }
+                return replies
+            }
             scriptSHAs[source] = nil
             todo = again
         }

@@ -68,6 +68,13 @@ if not skipTotal then
   for _, k in ipairs(keys) do total = total + redis.call('ZCOUNT', k, min, max) end
 end
 
+-- One index and no ceiling: the page is one range read.
+if #keys == 1 and ceiling == '' then
+  local result = redis.call('ZRANGE', keys[1], max, min, 'BYSCORE', 'REV', 'LIMIT', offset, count)
+  table.insert(result, 1, total)
+  return result
+end
+
 -- The page: the heads of every index, merged. With a ceiling (bulkCancel: runs that existed when the command
 -- arrived) ids at or above it are passed over; they can only be runs of the command's own millisecond.
 local want = offset + count
