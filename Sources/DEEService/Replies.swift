@@ -4,8 +4,13 @@ import Redis
 /// A command's outcome, as stored for dedupe and as replied.
 public struct Outcome: Sendable, Equatable {
     public let result: Result<JSONValue, DEEError>
+    /// The success value printed once: the reply and the stored record both use it.
+    public let resultText: String?
 
-    public init(_ result: Result<JSONValue, DEEError>) { self.result = result }
+    public init(_ result: Result<JSONValue, DEEError>) {
+        self.result = result
+        if case .success(let v) = result { resultText = v.canonical } else { resultText = nil }
+    }
     public static func ok(_ value: JSONValue) -> Outcome { Outcome(.success(value)) }
     public static func error(_ e: DEEError) -> Outcome { Outcome(.failure(e)) }
 
@@ -34,7 +39,10 @@ public struct Outcome: Sendable, Equatable {
     }
 
     /// The dedupe record: `<fingerprint>\n<outcome JSON>`.
-    public func record(fingerprint: String) -> String { fingerprint + "\n" + json.canonical }
+    public func record(fingerprint: String) -> String {
+        if let resultText { return fingerprint + "\n{\"ok\":true,\"result\":" + resultText + "}" }
+        return fingerprint + "\n" + json.canonical
+    }
 
     public static func parseRecord(_ text: String) -> (fingerprint: String, outcome: Outcome)? {
         guard let nl = text.firstIndex(of: "\n"), let json = JSONValue.parse(String(text[text.index(after: nl)...])),
@@ -58,7 +66,7 @@ struct ReplyAddress: Sendable {
         var fields = ["requestId", requestId, "commandId", commandId, "type", type]
         switch outcome.result {
         case .success(let v):
-            fields += ["ok", "true", "result", v.canonical]
+            fields += ["ok", "true", "result", outcome.resultText ?? v.canonical]
         case .failure(let e):
             fields += ["ok", "false", "error", e.code.rawValue, "message", e.message]
             if let f = e.field { fields += ["field", f] }

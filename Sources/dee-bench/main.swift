@@ -20,6 +20,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Active runs the tick workload steps.") var tickRuns = 1_000_000
     @Option(help: "Queries per listRuns shape.") var queries = 200
     @Option(help: "Write the table to this Markdown file too.") var output: String?
+    @Option(help: "Partitions of the engine under test (scripts/bench starts it with the same).") var partitions = 1
 
     func run() throws {
         let config = try RedisConfiguration(url: redisURL, timeoutSeconds: 600)
@@ -175,7 +176,7 @@ struct Bench: ParsableCommand {
     }
 
     func startWindow(_ redis: RedisConnection) -> (Int64, Int64) {
-        let all = Keys(prefix: prefix).partition(0).status(.active)
+        let all = Keys(prefix: prefix).partition(partitions - 1).status(.active)
         let first = (try? redis.call(["ZRANGE", all, "0", "0", "WITHSCORES"]).array) ?? []
         let last = (try? redis.call(["ZRANGE", all, "-1", "-1", "WITHSCORES"]).array) ?? []
         let a = Int64(first.count == 2 ? first[1].int ?? 0 : 0)
@@ -185,23 +186,32 @@ struct Bench: ParsableCommand {
 
     /// Bytes per run of run hashes, indexes and enrollment, from Redis's own accounting; streams and audit apart.
     func memory(_ redis: RedisConnection) throws -> String {
-        let k = Keys(prefix: prefix).partition(0)
-        let runs = try redis.pipeline(RunStatus.allCases.map { ["ZCARD", k.status($0)] }).reduce(0) { $0 + ($1.int ?? 0) }
         let used = Int(
             (try redis.call(["INFO", "memory"]).string ?? "").split(separator: "\r\n")
                 .first { $0.hasPrefix("used_memory:") }?.dropFirst("used_memory:".count) ?? "0") ?? 0
         func usage(_ key: String) -> Int { (try? redis.call(["MEMORY", "USAGE", key, "SAMPLES", "0"]).int) ?? 0 }
-        let events = usage(k.events)
-        let actions = usage(k.actions)
-        let inbox = usage(k.inbox)
-        // Audit lists: sample 1000 runs.
-        let sample = (try redis.call(["ZRANGE", k.status(.active), "0", "999"]).array ?? []).compactMap(\.string)
-        let auditSample = sample.reduce(0) { $0 + usage(k.audit($1)) }
-        let audit = sample.isEmpty ? 0 : auditSample * runs / sample.count
-        let requests = try redis.call(["EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "\(prefix):{0}:req:*"]).int ?? 0
+        var runs = 0, events = 0, actions = 0, inbox = 0, audit = 0, requests = 0
+        var sampleRun = 0, sampleCount = 0
+        for p in 0..<partitions {
+            let k = Keys(prefix: prefix).partition(p)
+            let n = try redis.pipeline(RunStatus.allCases.map { ["ZCARD", k.status($0)] }).reduce(0) { $0 + ($1.int ?? 0) }
+            runs += n
+            events += usage(k.events)
+            actions += usage(k.actions)
+            inbox += usage(k.inbox)
+            // Audit lists and run hashes: a sample of 1000 runs per partition.
+            let sample = (try redis.call(["ZRANGE", k.status(.active), "0", "999"]).array ?? []).compactMap(\.string)
+            let auditSample = sample.reduce(0) { $0 + usage(k.audit($1)) }
+            if !sample.isEmpty { audit += auditSample * n / sample.count }
+            sampleRun += sample.reduce(0) { $0 + usage(k.run($1)) }
+            sampleCount += sample.count
+            requests += try redis.call(["EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "\(prefix):{\(p)}:req:*"]).int ?? 0
+        }
         let reqBytes = requests * 120
         let state = used - events - actions - inbox - audit - reqBytes
-        return "\(state / max(runs, 1)) bytes per run (run hash, indexes, enrollment; \(runs) runs); apart: audit \(audit / max(runs, 1)) B/run, events \(events / max(runs, 1)) B/run, actions \(actions / max(runs, 1)) B/run, dedupe records ~\(reqBytes / max(runs, 1)) B/run"
+        let perRun = state / max(runs, 1)
+        let hash = sampleRun / max(sampleCount, 1)
+        return "\(perRun) bytes per run (\(runs) runs): the run hash \(hash) B (MEMORY USAGE), the rest indexes and enrollment; apart: audit \(audit / max(runs, 1)) B/run, events \(events / max(runs, 1)) B/run, actions \(actions / max(runs, 1)) B/run, dedupe records ~\(reqBytes / max(runs, 1)) B/run"
     }
 }
 
