@@ -57,16 +57,8 @@ public final class DEEClient: @unchecked Sendable {
             if let r = buffered.removeValue(forKey: commandId) { return r }
             let reply = try redis.call(["XREAD", "COUNT", "1000", "BLOCK", "200", "STREAMS", replyStream, lastReply])
             guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { continue }
-            for entry in first[1].array ?? [] {
-                guard let pair = entry.array, pair.count == 2, let id = pair[0].string else { continue }
+            for (id, fields) in first[1].streamEntries {
                 lastReply = id
-                let flat = pair[1].array ?? []
-                var fields: [String: String] = [:]
-                var i = 0
-                while i + 1 < flat.count {
-                    fields[flat[i].string ?? ""] = flat[i + 1].string ?? ""
-                    i += 2
-                }
                 if let c = fields["commandId"] { buffered[c] = DEEReply(fields: fields) }
             }
         }

@@ -94,14 +94,5 @@ public struct PartitionStore: Sendable {
     }
 
     /// A hash reply (`HGETALL`) as a dictionary.
-    public static func fields(_ reply: RESPValue) -> [String: String] {
-        guard let items = reply.array else { return [:] }
-        var out: [String: String] = [:]
-        var i = 0
-        while i + 1 < items.count {
-            if let k = items[i].string, let v = items[i + 1].string { out[k] = v }
-            i += 2
-        }
-        return out
-    }
+    public static func fields(_ reply: RESPValue) -> [String: String] { reply.pairs }
 }

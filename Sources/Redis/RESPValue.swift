@@ -39,4 +39,24 @@ public enum RESPValue: Sendable, Hashable {
         if case .null = self { return true }
         return false
     }
+
+    /// A flat `[field, value, field, value, …]` reply (`HGETALL`, a stream entry's fields) as a dictionary.
+    public var pairs: [String: String] {
+        guard let items = array else { return [:] }
+        var out: [String: String] = [:]
+        var i = 0
+        while i + 1 < items.count {
+            if let k = items[i].string, let v = items[i + 1].string { out[k] = v }
+            i += 2
+        }
+        return out
+    }
+
+    /// Stream entries (`XRANGE`, or one stream of an `XREAD` reply) as (id, fields).
+    public var streamEntries: [(id: String, fields: [String: String])] {
+        (array ?? []).compactMap { item in
+            guard let pair = item.array, pair.count == 2, let id = pair[0].string else { return nil }
+            return (id, pair[1].pairs)
+        }
+    }
 }

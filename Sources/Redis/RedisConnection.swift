@@ -50,17 +50,7 @@ public final class RedisConnection: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         for _ in 0..<2 {
-            let sha: String
-            if let known = scriptSHAs[source] {
-                sha = known
-            } else {
-                let loaded = try pipelineLocked([["SCRIPT", "LOAD", source]])[0]
-                guard case .string(let s) = loaded else {
-                    throw RedisError(.server, "SCRIPT LOAD failed: \(loaded)")
-                }
-                scriptSHAs[source] = s
-                sha = s
-            }
+            let sha = try loadedSHA(source)
             let reply = try pipelineLocked([["EVALSHA", sha, String(keys.count)] + keys + arguments])[0]
             if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
                 scriptSHAs[source] = nil
@@ -81,15 +71,7 @@ public final class RedisConnection: @unchecked Sendable {
         var replies = [RESPValue](repeating: .null, count: calls.count)
         var todo = Array(calls.indices)
         for _ in 0..<2 {
-            let sha: String
-            if let known = scriptSHAs[source] {
-                sha = known
-            } else {
-                let loaded = try pipelineLocked([["SCRIPT", "LOAD", source]])[0]
-                guard case .string(let s) = loaded else { throw RedisError(.server, "SCRIPT LOAD failed: \(loaded)") }
-                scriptSHAs[source] = s
-                sha = s
-            }
+            let sha = try loadedSHA(source)
             // `then` rides after the scripts only when every call is sent (the first try, normally).
             let trailing = todo.count == calls.count ? then : []
             let got = try pipelineLocked(
@@ -114,6 +96,18 @@ public final class RedisConnection: @unchecked Sendable {
         throw RedisError(.server, "NOSCRIPT after reloading the script")
     }
 
+    /// Deletes (`UNLINK`) every key matching `pattern`, by `SCAN`, so as not to block the server.
+    public func unlinkKeys(matching pattern: String) throws(RedisError) {
+        var cursor = "0"
+        repeat {
+            let reply = try call(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"])
+            let parts = reply.array ?? []
+            cursor = parts.first?.string ?? "0"
+            let keys = (parts.count > 1 ? parts[1].array ?? [] : []).compactMap(\.string)
+            if !keys.isEmpty { try call(["UNLINK"] + keys) }
+        } while cursor != "0"
+    }
+
     /// Drops the connection; the next call reconnects.
     public func close() {
         lock.lock()
@@ -122,6 +116,15 @@ public final class RedisConnection: @unchecked Sendable {
     }
 
     // MARK: - Private (called with `lock` held)
+
+    /// The script's SHA1, loading it (`SCRIPT LOAD`) when this connection has not yet.
+    private func loadedSHA(_ source: String) throws(RedisError) -> String {
+        if let known = scriptSHAs[source] { return known }
+        let loaded = try pipelineLocked([["SCRIPT", "LOAD", source]])[0]
+        guard case .string(let sha) = loaded else { throw RedisError(.server, "SCRIPT LOAD failed: \(loaded)") }
+        scriptSHAs[source] = sha
+        return sha
+    }
 
     private func pipelineLocked(_ commands: [[String]]) throws(RedisError) -> [RESPValue] {
         let ctx = try connectedContext()

@@ -164,14 +164,7 @@ struct Bench: ParsableCommand {
         }
         let rate = Double(perConn * producers) / Date().timeIntervalSince(start)
         // Leave nothing of the baseline behind.
-        var cursor = "0"
-        repeat {
-            let reply = try setup.call(["SCAN", cursor, "MATCH", "\(rawPrefix):*", "COUNT", "10000"])
-            let parts = reply.array ?? []
-            cursor = parts.first?.string ?? "0"
-            let found = (parts.count > 1 ? parts[1].array ?? [] : []).compactMap(\.string)
-            if !found.isEmpty { try setup.call(["UNLINK"] + found) }
-        } while cursor != "0"
+        try setup.unlinkKeys(matching: "\(rawPrefix):*")
         return rate
     }
 
@@ -288,16 +281,8 @@ final class Client {
         while Date() < deadline {
             let reply = try redis.call(["XREAD", "COUNT", "100", "BLOCK", "1000", "STREAMS", stream, last])
             guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { continue }
-            for entry in first[1].array ?? [] {
-                guard let pair = entry.array, pair.count == 2, let eid = pair[0].string else { continue }
+            for (eid, f) in first[1].streamEntries {
                 last = eid
-                let flat = pair[1].array ?? []
-                var f: [String: String] = [:]
-                var i = 0
-                while i + 1 < flat.count {
-                    f[flat[i].string ?? ""] = flat[i + 1].string ?? ""
-                    i += 2
-                }
                 if f["commandId"] == id { return f }
             }
         }

@@ -54,16 +54,7 @@ enum TestEngine {
         task.cancel()
         _ = try? await task.value
         // Clean up this test's keys (never FLUSHALL: other tests share the server).
-        try await offPool {
-            var cursor = "0"
-            repeat {
-                let reply = try redis.call(["SCAN", cursor, "MATCH", "\(prefix):*", "COUNT", "1000"])
-                let parts = reply.array ?? []
-                cursor = parts.first?.string ?? "0"
-                let keys = (parts.count > 1 ? parts[1].array ?? [] : []).compactMap(\.string)
-                if !keys.isEmpty { try redis.call(["UNLINK"] + keys) }
-            } while cursor != "0"
-        }
+        try await offPool { try redis.unlinkKeys(matching: "\(prefix):*") }
     }
 
     /// Runs a blocking body on a thread of its own: the global dispatch queue adds threads slowly when its

@@ -71,18 +71,7 @@ extension DEEClient {
 extension TestEngine.Env {
     /// A stream's entries, oldest first, as (id, fields).
     func stream(_ suffix: String) throws -> [(id: String, fields: [String: String])] {
-        let reply = try redis.call(["XRANGE", key(suffix), "-", "+"])
-        return (reply.array ?? []).compactMap { item in
-            guard let pair = item.array, pair.count == 2, let id = pair[0].string else { return nil }
-            let flat = pair[1].array ?? []
-            var fields: [String: String] = [:]
-            var i = 0
-            while i + 1 < flat.count {
-                fields[flat[i].string ?? ""] = flat[i + 1].string ?? ""
-                i += 2
-            }
-            return (id, fields)
-        }
+        try redis.call(["XRANGE", key(suffix), "-", "+"]).streamEntries
     }
 
     func xlen(_ suffix: String) throws -> Int { try redis.call(["XLEN", key(suffix)]).int ?? 0 }

@@ -63,13 +63,6 @@ struct TickerTests {
         #expect(!entries.isEmpty)
         b.cancel()
         _ = try? await b.value
-        var cursor = "0"
-        repeat {
-            let reply = try redis.call(["SCAN", cursor, "MATCH", "\(prefix):*", "COUNT", "1000"])
-            let parts = reply.array ?? []
-            cursor = parts.first?.string ?? "0"
-            let keys = (parts.count > 1 ? parts[1].array ?? [] : []).compactMap(\.string)
-            if !keys.isEmpty { try redis.call(["UNLINK"] + keys) }
-        } while cursor != "0"
+        try redis.unlinkKeys(matching: "\(prefix):*")
     }
 }
