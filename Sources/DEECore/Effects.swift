@@ -200,6 +200,8 @@ public struct RunChange: Sendable, Equatable {
     public var run: Run
     /// The run did not exist before (indexes by plan, contact and time are added once).
     public var created: Bool
+    /// The run as it was read, so that only changed fields are written.
+    public let before: Run?
     public var events: [RunEvent] = []
     public var actions: [ActionRequest] = []
     public var audit: [AuditEntry] = []
@@ -207,6 +209,23 @@ public struct RunChange: Sendable, Equatable {
     public init(run: Run, created: Bool = false) {
         self.run = run
         self.created = created
+        self.before = created ? nil : run
+    }
+
+    /// The stored fields to write (set) and to remove (deleted): all of them for a new run, else the changes.
+    public var fieldChanges: (set: [(String, String)], deleted: [String]) {
+        var set: [(String, String)] = []
+        var deleted: [String] = []
+        let old = before.map { Dictionary($0.storedFields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a }) }
+        for (field, value) in run.storedFields {
+            if let old, old[field] == value { continue }
+            if let value {
+                set.append((field, value))
+            } else if old != nil {
+                deleted.append(field)
+            }
+        }
+        return (set, deleted)
     }
 }
 

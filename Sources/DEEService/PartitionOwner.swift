@@ -336,8 +336,6 @@ final class PartitionOwner: Sendable {
             logger.warning("fenced: another process owns the partition now")
             state.withLock { $0.epoch = nil }
             throw Fenced()
-        case .stale(let runId):
-            throw RedisError(.server, "run \(runId) changed under the owner; will retry")
         }
         return next
     }
@@ -507,7 +505,9 @@ final class PartitionOwner: Sendable {
             guard let id = contacts[i].object?["id"]?.string, Identifier.isValid(id) else { return partition == 0 }
             return Partitioning.partition(ofContact: id, count: config.partitions) == partition
         }
-        let batches = stride(from: 0, to: max(mine.count, 1), by: batchSize).map { Array(mine[$0..<min($0 + batchSize, mine.count)]) }
+        // A batch larger than one script should carry is written as several scripts, each recording progress.
+        let slice = min(batchSize, config.maxRunsPerScript)
+        let batches = stride(from: 0, to: max(mine.count, 1), by: slice).map { Array(mine[$0..<min($0 + slice, mine.count)]) }
         for (b, batch) in batches.enumerated() where b + 1 > done {
             var set = ChangeSet(entry: nil)
             var checks: [[String]] = []
@@ -804,8 +804,6 @@ extension PartitionOwner {
             case .fenced:
                 state.withLock { $0.epoch = nil }
                 throw Fenced()
-            case .stale(let runId):
-                throw RedisError(.server, "run \(runId) changed under the owner; will retry")
             }
         }
         return replies

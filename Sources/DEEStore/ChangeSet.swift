@@ -65,19 +65,15 @@ public struct ChangeSet: Sendable {
             let run = change.run
             w.open()
             w.key("id"); w.string(run.id)
+            let fields = change.fieldChanges
             w.key("set"); w.openArray()
-            var deleted: [String] = []
-            for (field, value) in run.storedFields {
-                if let value {
-                    w.string(field)
-                    w.string(value)
-                } else if !change.created {
-                    deleted.append(field)
-                }
+            for (field, value) in fields.set {
+                w.string(field)
+                w.string(value)
             }
             w.closeArray()
             w.key("del"); w.openArray()
-            for field in deleted { w.string(field) }
+            for field in fields.deleted { w.string(field) }
             w.closeArray()
             let scheduled = run.status != .paused && run.status.isOpen
             w.key("status"); w.string(run.status.rawValue)
@@ -86,7 +82,7 @@ public struct ChangeSet: Sendable {
             w.key("plan"); w.string(run.planId)
             w.key("contact"); w.string(run.contactId)
             w.key("due"); w.int(scheduled ? (run.due ?? -1) : -1)
-            w.key("head"); w.string(change.audit.first?.previousChecksum ?? run.auditHead)
+            w.key("old"); w.string(change.before?.status.rawValue ?? "")
             if change.created {
                 w.key("enroll"); w.string("set")
             } else if !run.status.isOpen {
@@ -190,6 +186,4 @@ public enum ApplyResult: Sendable, Equatable {
     case fenced
     /// This entry or batch was applied before; nothing was written.
     case alreadyApplied
-    /// A run changed since it was read; nothing was written.
-    case stale(String)
 }

@@ -44,8 +44,6 @@ public struct PartitionStore: Sendable {
         // Redis may prefix a script's error with "ERR ".
         case .error(let e) where e.contains("FENCED"): return .fenced
         case .error(let e) where e.contains("APPLIED"): return .alreadyApplied
-        case .error(let e) where e.contains("STALE "):
-            return .stale(String(e[e.range(of: "STALE ")!.upperBound...]))
         case .error(let e): throw RedisError(.server, "apply script: \(e)")
         default: throw RedisError(.unexpectedReply, "apply script answered \(reply)")
         }

@@ -198,7 +198,13 @@ struct Bench: ParsableCommand {
             if !sample.isEmpty { audit += auditSample * n / sample.count }
             sampleRun += sample.reduce(0) { $0 + usage(k.run($1)) }
             sampleCount += sample.count
-            requests += try redis.call(["EVAL", "return #redis.call('KEYS', ARGV[1])", "0", "\(prefix):{\(p)}:req:*"]).int ?? 0
+            // Counted by SCAN, not KEYS: the bench must not block Redis either.
+            var cursor = "0"
+            repeat {
+                let reply = try redis.call(["SCAN", cursor, "MATCH", "\(prefix):{\(p)}:req:*", "COUNT", "10000"])
+                cursor = reply.array?.first?.string ?? "0"
+                requests += (reply.array?.count ?? 0) > 1 ? reply.array?[1].array?.count ?? 0 : 0
+            } while cursor != "0"
         }
         let reqBytes = requests * 120
         let state = used - events - actions - inbox - audit - reqBytes

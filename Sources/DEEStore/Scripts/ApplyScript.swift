@@ -11,7 +11,8 @@ enum ApplyScript {
 --   batch    {key, n, state}: progress of a batched command; refused when batch n was applied already
 --   dedupe   {key, value, ttl}: the stored result of the command
 --   share    {key, value, ttl}: this partition's share of a command split over partitions
---   runs     [{id, set=[f,v,...], del=[f,...], status, score, created, plan, contact, due, enroll, head}]
+--   runs     [{id, set=[f,v,...], del=[f,...], status, old, score, created, plan, contact, due, enroll}]
+--            old: the status before the change ("" for a new run)
 --            indexes kept: idx:status:<status>, idx:ps:<plan>:<status>, idx:contact:<contact>, due
 --            due: the due tick, or -1 for none; enroll: "set" or "del"; head: the audit head it was computed from
 --   events, actions   [[f,v,...], ...] entries for <base>:events and <base>:actions
@@ -21,7 +22,7 @@ enum ApplyScript {
 --   clock    the partition's new clock
 --   maxlen   approximate MAXLEN of the event and action streams
 -- Returns "OK", or an error reply: FENCED (another owner holds the partition), APPLIED (already applied,
--- nothing written), STALE <runId> (the run changed since it was read, nothing written).
+-- nothing written).
 local base = string.sub(KEYS[1], 1, -7)
 local c = cjson.decode(ARGV[1])
 
@@ -49,19 +50,13 @@ if c.batch then
     return redis.error_reply('APPLIED')
   end
 end
+-- The epoch check above makes this process the partition's only writer, so the runs are as it read them:
+-- their old status comes with the change rather than being read again.
 local runs = c.runs or {}
 for _, r in ipairs(runs) do
-  local head = redis.call('HGET', base .. ':run:' .. r.id, 'auditHead')
-  if r.created then
-    if head then return redis.error_reply('STALE ' .. r.id) end
-  elseif head ~= r.head then
-    return redis.error_reply('STALE ' .. r.id)
-  end
-end
-
-for _, r in ipairs(runs) do
   local key = base .. ':run:' .. r.id
-  local old = redis.call('HGET', key, 'status')
+  local old = r.old
+  if old == '' then old = false end
   if #r.set > 0 then redis.call('HSET', key, unpack(r.set)) end
   if #r.del > 0 then redis.call('HDEL', key, unpack(r.del)) end
   if old ~= r.status then
