@@ -44,27 +44,30 @@ struct PartitionReads: Sendable {
         DEEError(.notFound, "no run \(runId)", field: "runId")
     }
 
-    /// `{runs, total}` over the given partitions: each answers its first offset+limit, merged by startedAt.
+    /// `{runs, total}` over the given partitions: each answers its first offset+limit ids, merged, and only
+    /// the page's runs are read. A run id starts with the fixed-width millisecond of its creation (its
+    /// `startedAt`), so newest `startedAt` first, ties by id descending, is id-descending order.
     func listRuns(_ filter: RunFilter, limit: Int, offset: Int, partitions: [Int]? = nil, _ redis: RedisConnection) throws
         -> Outcome
     {
         let parts = partitions ?? Array(0..<config.partitions)
         var total = 0
-        var candidates: [(run: Run, p: Int)] = []
+        var ids: [String] = []
+        let single = parts.count == 1
         for p in parts {
-            let s = store(p)
-            let single = parts.count == 1
-            let q = try s.query(filter, offset: single ? offset : 0, count: single ? limit : offset + limit, redis)
+            let q = try store(p).query(filter, offset: single ? offset : 0, count: single ? limit : offset + limit, redis)
             total += q.total
-            for run in try s.loadRuns(q.ids, redis) { if let run { candidates.append((run, p)) } }
+            ids += q.ids
         }
-        if parts.count > 1 {
-            candidates.sort { a, b in
-                a.run.startedAt != b.run.startedAt ? a.run.startedAt > b.run.startedAt : a.run.id > b.run.id
-            }
-            candidates = Array(candidates.dropFirst(offset).prefix(limit))
+        if !single {
+            ids = Array(ids.sorted(by: >).dropFirst(offset).prefix(limit))
         }
-        return .ok(["runs": .array(candidates.map(\.run.wire)), "total": .int(total)])
+        let byPartition = Dictionary(grouping: ids, by: { RunID.partition(of: $0) ?? 0 })
+        var loaded: [String: Run] = [:]
+        for (p, group) in byPartition {
+            for run in try store(p).loadRuns(group, redis) { if let run { loaded[run.id] = run } }
+        }
+        return .ok(["runs": .array(ids.compactMap { loaded[$0]?.wire }), "total": .int(total)])
     }
 
     func stats(_ redis: RedisConnection, partitions: [Int]? = nil) throws -> Outcome {

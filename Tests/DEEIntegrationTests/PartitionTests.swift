@@ -63,6 +63,19 @@ import Testing
         }
     }
 
+    /// Across partitions, pages come newest first (ties by id descending) and page like one sorted list.
+    @Test func listRunsAcrossPartitionsPagesInOneOrder() async throws {
+        try await TestEngine.with(partitions: 4) { client, _ in
+            let ids = try Self.enroll(client)
+            let sorted = ids.values.sorted(by: >)
+            for (offset, limit) in [(0, 5), (3, 5), (15, 10), (19, 1), (25, 5)] {
+                let page = try client.call("listRuns", ["limit": String(limit), "offset": String(offset)])
+                #expect(page.total == 20)
+                #expect(page.runIds == Array(sorted.dropFirst(offset).prefix(limit)), "offset \(offset) limit \(limit)")
+            }
+        }
+    }
+
     @Test func commandsOnRunsOfEveryPartition() async throws {
         try await TestEngine.with(partitions: 4) { client, env in
             let ids = try Self.enroll(client)
