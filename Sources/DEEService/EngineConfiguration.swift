@@ -20,6 +20,8 @@ public struct EngineConfiguration: Sendable {
     public var implicitResultSeconds = 3_600
     /// Approximate MAXLEN of each partition's events and actions streams.
     public var streamMaxLen = 1_000_000
+    /// How long a run's audit entries are kept once the run is terminal, seconds (nil: for the run's life).
+    public var auditRetentionSeconds: Int?
     public var replyMaxLen = 10_000
     public var rejectedMaxLen = 100_000
     public var leaseMilliseconds = 10_000

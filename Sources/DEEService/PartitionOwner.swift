@@ -324,6 +324,8 @@ final class PartitionOwner: Sendable {
     func commit(_ set: ChangeSet, then: [String]?, _ redis: RedisConnection) throws -> RESPValue {
         try renewDuringLongCommands(redis)
         guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
+        var set = set
+        set.auditRetention = config.auditRetentionSeconds
         let (result, next) = try store.apply(set, epoch: epoch, then: then, redis)
         switch result {
         case .ok, .alreadyApplied:
@@ -789,7 +791,7 @@ extension PartitionOwner {
         }
         try renewDuringLongCommands(redis)
         guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
-        let results = try store.applyMany(sets, epoch: epoch, redis)
+        let results = try store.applyMany(sets, epoch: epoch, redis)  // executes create runs: no terminal ones
         var replies: [[String]] = []
         for (i, result) in results.enumerated() {
             switch result {

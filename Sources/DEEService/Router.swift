@@ -29,6 +29,27 @@ final class Router: Sendable {
         if case .error(let e) = reply, !e.hasPrefix("BUSYGROUP") { throw RedisError(.server, e) }
     }
 
+    /// Trims the ingress stream below the oldest entry still pending in the group (or, with none pending, below
+    /// the last one delivered): never an entry a consumer may still need (SPEC 9). Returns the MINID used.
+    @discardableResult
+    func trimIngress(_ redis: RedisConnection) throws -> String? {
+        let replies = try redis.pipeline([
+            ["XPENDING", keys.commands, config.group], ["XINFO", "GROUPS", keys.commands],
+        ])
+        var floor: String?
+        if let summary = replies[0].array, summary.count >= 2, let oldest = summary[1].string {
+            floor = oldest
+        } else if let groups = replies[1].array {
+            for group in groups {
+                let info = group.pairs
+                if info["name"] == config.group { floor = info["last-delivered-id"] }
+            }
+        }
+        guard let floor, floor != "0-0" else { return nil }
+        try redis.call(["XTRIM", keys.commands, "MINID", floor])
+        return floor
+    }
+
     enum Source { case pending, claimed, new }
 
     /// Reads one batch and handles it. `source` picks the consumer's own pending entries (after a restart),

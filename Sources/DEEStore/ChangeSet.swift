@@ -12,6 +12,8 @@ public struct ChangeSet: Sendable {
     public var suppress: (contact: String, value: String)?
     public var unsuppress: String?
     public var clock: Int?
+    /// Seconds a terminal run's audit list is kept (nil: no expiry).
+    public var auditRetention: Int?
 
     public init(entry: EntryID?) { self.entry = entry }
 
@@ -60,6 +62,7 @@ public struct ChangeSet: Sendable {
         }
         if let unsuppress { w.key("unsuppress"); w.string(unsuppress) }
         if let clock { w.key("clock"); w.int(clock) }
+        if let auditRetention { w.key("retention"); w.int(auditRetention) }
         w.key("runs"); w.openArray()
         for change in changes {
             let run = change.run

@@ -56,12 +56,22 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Advance the clock one tick per interval of wall time, e.g. 60s, 500ms, 1m (default: only tick commands).")
     var tickEvery: String?
 
+    @Option(help: "Approximate MAXLEN of each partition's events and actions streams.")
+    var streamMaxlen = 1_000_000
+
+    @Option(help: "Keep a terminal run's audit entries this long (e.g. 30d, 12h); default: for the run's life.")
+    var auditRetention: String?
+
     @Option(help: "HMAC key for audit checksums, from a file kept outside Redis (default: plain SHA-256).")
     var auditKeyFile: String?
 
     func validate() throws {
         guard (1...16384).contains(partitions) else { throw ValidationError("--partitions must be 1-16384") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard streamMaxlen >= 1 else { throw ValidationError("--stream-maxlen must be at least 1") }
+        if let auditRetention, Self.seconds(auditRetention).map({ $0 >= 1 }) != true {
+            throw ValidationError("--audit-retention takes a duration like 30d, 12h or 3600s (got \(auditRetention))")
+        }
         if let tickEvery, Self.seconds(tickEvery) == nil {
             throw ValidationError("--tick-every takes a duration like 60s, 500ms or 1m (got \(tickEvery))")
         }
@@ -76,6 +86,8 @@ struct Serve: AsyncParsableCommand {
         config.prefix = connection.prefix
         config.partitions = partitions
         config.tickEverySeconds = tickEvery.flatMap(Self.seconds)
+        config.streamMaxLen = streamMaxlen
+        config.auditRetentionSeconds = auditRetention.flatMap(Self.seconds).map { Int($0) }
         if let auditKeyFile {
             config.auditKey = Array(try Data(contentsOf: URL(fileURLWithPath: auditKeyFile)))
         }
@@ -90,7 +102,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     static func seconds(_ text: String) -> Double? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for (suffix, factor) in units where text.hasSuffix(suffix) {
             if let n = Double(text.dropLast(suffix.count)), n > 0 { return n * factor }
         }

@@ -20,6 +20,7 @@ enum ApplyScript {
 --   plan     {key, json}: a plan version copied into the partition (written once)
 --   suppress {contact, value} / unsuppress: contact id
 --   clock    the partition's new clock
+--   retention  seconds a terminal run's audit list is kept (absent: kept for the run's life)
 --   maxlen   approximate MAXLEN of the event and action streams
 -- Returns "OK", or an error reply: FENCED (another owner holds the partition), APPLIED (already applied,
 -- nothing written).
@@ -92,6 +93,13 @@ for _, a in ipairs(c.actions or {}) do
 end
 for _, a in ipairs(c.audit or {}) do
   redis.call('RPUSH', base .. ':audit:' .. a[1], a[2])
+end
+if c.retention then
+  for _, r in ipairs(runs) do
+    if r.status == 'completed' or r.status == 'failed' or r.status == 'cancelled' then
+      redis.call('EXPIRE', base .. ':audit:' .. r.id, c.retention)
+    end
+  end
 end
 if c.plan then
   redis.call('SET', base .. ':' .. c.plan.key, c.plan.json, 'NX')
