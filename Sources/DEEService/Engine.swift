@@ -80,7 +80,7 @@ public final class Engine: Service, Sendable {
                 if ContinuousClock.now - lastClaim > .seconds(5) {
                     lastClaim = ContinuousClock.now
                     while try await client.withConnection({ try router.step($0, source: .claimed) }) > 0, !stopping {}
-                    try await client.withConnection { try router.trimIngress($0) }
+                    _ = try await client.withConnection { try router.trimIngress($0) }
                 }
                 _ = try await client.withConnection { try router.step($0, source: .new) }
             } catch {

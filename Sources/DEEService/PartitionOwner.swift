@@ -109,7 +109,7 @@ final class PartitionOwner: Sendable {
     /// One round: hold the lease, read a batch of the inbox, apply and reply each entry. Returns entries handled.
     func step(_ redis: RedisConnection) throws -> Int {
         guard try holdLease(redis) else {
-            Thread_sleep(config.blockMilliseconds)
+            sleepMilliseconds(config.blockMilliseconds)
             return 0
         }
         let from = state.withLock { $0.lastRead }
@@ -851,6 +851,7 @@ struct BulkTally {
     }
 }
 
-func Thread_sleep(_ ms: Int) {
+/// Waits on the owner's own queue thread (never the cooperative pool) while another process holds the lease.
+private func sleepMilliseconds(_ ms: Int) {
     usleep(UInt32(ms) * 1000)
 }

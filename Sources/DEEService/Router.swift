@@ -145,7 +145,7 @@ final class Router: Sendable {
             reject(entry.id, header: header, error: error, address: address, &out)
             return
         }
-        guard let commandId = EntryID(entry.id) else { return }
+        guard EntryID(entry.id) != nil else { return }
         let requestKey = envelope.requestId ?? "@" + entry.id
         switch envelope.request {
         case .registerPlan(let plan):
@@ -230,7 +230,6 @@ final class Router: Sendable {
         ]
         if let planVersion { fields += ["planVersion", String(planVersion)] }
         if let failure { fields += ["fail", failure.json.canonical] }
-        _ = commandId
         for p in targets {
             out.commands.append(["XADD", keys.partition(p).inbox, entry.id] + fields)
         }
