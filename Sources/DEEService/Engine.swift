@@ -85,6 +85,9 @@ public final class Engine: Service, Sendable {
                 _ = try await client.withConnection { try router.step($0, source: .new) }
             } catch {
                 logger.error("router: \(error)")
+                // The stream or its group was deleted (FLUSHALL, a Redis restarted without persistence): make
+                // the group again rather than fail forever.
+                if "\(error)".contains("NOGROUP") { prepared = false }
                 try? await Task.sleep(for: .milliseconds(200))
             }
         }

@@ -753,59 +753,93 @@ extension PartitionOwner {
         var enrolledNow: [String: String] = [:]
         var sets: [ChangeSet] = []
         let clock = state.withLock { $0.clock }
-        for i in items.indices {
-            var set = ChangeSet(entry: items[i].id)
-            if let r = items[i].request {
-                let key = "\(r.plan.0.id):\(r.contactId)"
-                let suppressed = found[k].int == 1
-                let open = enrolledNow[key] ?? found[k + 1].string
-                k += 2
-                if suppressed {
-                    items[i].outcome = .error(DEEError(.suppressed, "contact \(r.contactId) is suppressed", field: "contact.id"))
-                } else if let open {
-                    items[i].outcome = .error(DEEError(
-                        .alreadyEnrolled, "contact \(r.contactId) already has an open run \(open) of plan \(r.plan.0.id)",
-                        field: "contact.id"))
-                } else {
-                    let context = ChangeContext(
-                        commandId: items[i].id, requestId: items[i].id.description, actor: items[i].address.actor,
-                        clock: clock)
-                    let runId = RunID.make(entry: items[i].id, index: 0, partition: partition)
-                    let change = Transitions.start(
-                        runId: runId, plan: r.plan.0, version: r.plan.1, contact: r.contact, contactId: r.contactId,
-                        variables: r.variables, startTick: r.startTick, context: context, signer: signer)
-                    set.changes = [change]
-                    copyPlan(r.plan.0, r.plan.1, into: &set)
-                    enrolledNow[key] = runId
-                    items[i].outcome = .ok(change.run.wire)
-                }
-            }
-            let outcome = items[i].outcome ?? .error(DEEError(.internal, "no outcome"))
-            if outcome.storable {
-                set.dedupe = (
-                    PartitionKeys.requestSuffix("@" + items[i].id.description), outcome.record(fingerprint: items[i].fingerprint),
-                    config.implicitResultSeconds
-                )
-            }
-            sets.append(set)
-        }
         try renewDuringLongCommands(redis)
         guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
-        let results = try store.applyMany(sets, epoch: epoch, redis)  // executes create runs: no terminal ones
+        // Overlap: while Redis runs one chunk's scripts, the next chunk is computed. At most one chunk is in
+        // flight, so scripts still run in entry order and nothing is sent after a refusal.
+        let sha = try store.applyScriptSHA(redis)
+        var results: [ApplyResult] = []
+        var inflight: Range<Int>?
+        func collect(_ range: Range<Int>) throws {
+            let replies = try redis.receive(range.count)
+            var got: [ApplyResult] = []
+            for reply in replies {
+                guard let r = try PartitionStore.resultOrMissing(reply) else {
+                    // The script was flushed: none of this chunk ran. Load it and apply the chunk again, in order.
+                    got = try store.applyMany(Array(sets[range]), epoch: epoch, redis)
+                    break
+                }
+                got.append(r)
+            }
+            results += got
+            if got.contains(.fenced) { throw Fenced() }
+        }
+        func flush(upTo end: Int) throws {
+            let start = (inflight?.upperBound) ?? 0
+            if let f = inflight { try collect(f) }
+            inflight = nil
+            guard start < end else { return }
+            try redis.sendOnly(store.applyCommands(Array(sets[start..<end]), epoch: epoch, sha: sha))
+            inflight = start..<end
+        }
+        let chunk = 64
+        do {
+            for i in items.indices {
+                var set = ChangeSet(entry: items[i].id)
+                if let r = items[i].request {
+                    let key = "\(r.plan.0.id):\(r.contactId)"
+                    let suppressed = found[k].int == 1
+                    let open = enrolledNow[key] ?? found[k + 1].string
+                    k += 2
+                    if suppressed {
+                        items[i].outcome = .error(DEEError(.suppressed, "contact \(r.contactId) is suppressed", field: "contact.id"))
+                    } else if let open {
+                        items[i].outcome = .error(DEEError(
+                            .alreadyEnrolled, "contact \(r.contactId) already has an open run \(open) of plan \(r.plan.0.id)",
+                            field: "contact.id"))
+                    } else {
+                        let context = ChangeContext(
+                            commandId: items[i].id, requestId: items[i].id.description, actor: items[i].address.actor,
+                            clock: clock)
+                        let runId = RunID.make(entry: items[i].id, index: 0, partition: partition)
+                        let change = Transitions.start(
+                            runId: runId, plan: r.plan.0, version: r.plan.1, contact: r.contact, contactId: r.contactId,
+                            variables: r.variables, startTick: r.startTick, context: context, signer: signer)
+                        set.changes = [change]
+                        copyPlan(r.plan.0, r.plan.1, into: &set)
+                        enrolledNow[key] = runId
+                        items[i].outcome = .ok(change.run.wire)
+                    }
+                }
+                let outcome = items[i].outcome ?? .error(DEEError(.internal, "no outcome"))
+                if outcome.storable {
+                    set.dedupe = (
+                        PartitionKeys.requestSuffix("@" + items[i].id.description), outcome.record(fingerprint: items[i].fingerprint),
+                        config.implicitResultSeconds
+                    )
+                }
+                sets.append(set)
+                if sets.count % chunk == 0 { try flush(upTo: sets.count) }
+            }
+            try flush(upTo: sets.count)
+            if let f = inflight { try collect(f) }
+        } catch {
+            // Replies of a chunk in flight would answer the next call: drop the connection (it reconnects).
+            if inflight != nil { redis.close() }
+            for (i, result) in results.enumerated() where result != .fenced {
+                state.withLock { $0.applied = sets[i].entry }
+            }
+            if error is Fenced { state.withLock { $0.epoch = nil } }
+            throw error
+        }
         var replies: [[String]] = []
-        for (i, result) in results.enumerated() {
-            switch result {
-            case .ok, .alreadyApplied:
-                state.withLock { s in
-                    s.applied = sets[i].entry
-                    if let p = sets[i].planCopy { s.copiedPlans.insert(p.key) }
-                }
-                if let outcome = items[i].outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
-                    replies.append(r)
-                }
-            case .fenced:
-                state.withLock { $0.epoch = nil }
-                throw Fenced()
+        for i in results.indices {
+            state.withLock { s in
+                s.applied = sets[i].entry
+                if let p = sets[i].planCopy { s.copiedPlans.insert(p.key) }
+            }
+            if let outcome = items[i].outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
+                replies.append(r)
             }
         }
         return replies

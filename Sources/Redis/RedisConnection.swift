@@ -96,6 +96,46 @@ public final class RedisConnection: @unchecked Sendable {
         throw RedisError(.server, "NOSCRIPT after reloading the script")
     }
 
+    /// Writes commands without reading their replies, so the caller can work while Redis executes them;
+    /// ``receive(_:)`` reads the replies later, in order. Between the two, nobody else may use the connection,
+    /// and a caller that gives up must ``close()`` it (the unread replies would answer the next call).
+    public func sendOnly(_ commands: [[String]]) throws(RedisError) {
+        lock.lock()
+        defer { lock.unlock() }
+        let ctx = try connectedContext()
+        for command in commands {
+            let status = withArgv(command) { argc, argv, lengths in redisAppendCommandArgv(ctx, argc, argv, lengths) }
+            if status != REDIS_OK { throw ioFailure(ctx) }
+        }
+        var done: Int32 = 0
+        while done == 0 {
+            if redisBufferWrite(ctx, &done) != REDIS_OK { throw ioFailure(ctx) }
+        }
+    }
+
+    /// Reads `count` replies of commands sent by ``sendOnly(_:)``.
+    public func receive(_ count: Int) throws(RedisError) -> [RESPValue] {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let ctx = context else { throw RedisError(.connection, "the connection was closed with replies unread") }
+        var replies: [RESPValue] = []
+        replies.reserveCapacity(count)
+        for _ in 0..<count {
+            var raw: UnsafeMutableRawPointer?
+            if redisGetReply(ctx, &raw) != REDIS_OK || raw == nil { throw ioFailure(ctx) }
+            defer { freeReplyObject(raw) }
+            replies.append(Self.convert(raw!.assumingMemoryBound(to: redisReply.self)))
+        }
+        return replies
+    }
+
+    /// The SHA1 of a script, loading it into the server when this connection has not yet.
+    public func scriptSHA(_ source: String) throws(RedisError) -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        return try loadedSHA(source)
+    }
+
     /// Deletes (`UNLINK`) every key matching `pattern`, by `SCAN`, so as not to block the server.
     public func unlinkKeys(matching pattern: String) throws(RedisError) {
         var cursor = "0"
