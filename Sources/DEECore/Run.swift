@@ -82,6 +82,17 @@ public struct Run: Sendable, Equatable {
         self.auditCount = 0
     }
 
+    /// Makes the run terminal: no current step, nothing remaining, no timer, no awaited action, not paused.
+    public mutating func end(_ terminal: RunStatus, outcome: String?) {
+        status = terminal
+        self.outcome = outcome
+        currentStep = nil
+        stepsRemaining = 0
+        due = nil
+        awaitKey = nil
+        pausedFrom = nil
+    }
+
     /// The `ExecutionRun` as it travels on the wire: dates as ISO-8601 UTC with milliseconds.
     public var wire: JSONValue {
         .object([

@@ -127,12 +127,7 @@ public enum Stepper {
             return "run.waiting"
         case .end(let outcome):
             r.stepsCompleted += 1
-            r.status = .completed
-            r.outcome = outcome
-            r.currentStep = nil
-            r.stepsRemaining = 0
-            r.due = nil
-            r.awaitKey = nil
+            r.end(.completed, outcome: outcome)
             return "run.completed"
         }
     }
@@ -158,12 +153,7 @@ public enum Stepper {
             r.status = .active
             r.due = dueNext
         } else if let onFailure {
-            r.stepsCompleted += 1
-            r.currentStep = onFailure
-            r.stepsRemaining = plan.stepsRemaining(from: onFailure)
-            r.status = .active
-            r.attempt = 0
-            r.due = dueNow
+            advance(&r, to: onFailure, plan: plan, due: dueNow)
         } else {
             fail(&r, "step \(step.id): action failed after \(r.attempt) attempt(s): \(error)")
         }
@@ -171,13 +161,8 @@ public enum Stepper {
 
     /// Fail closed: the run stops, saying why.
     public static func fail(_ r: inout Run, _ message: String) {
-        r.status = .failed
         r.error = message
-        r.currentStep = nil
-        r.stepsRemaining = 0
-        r.due = nil
-        r.awaitKey = nil
-        r.pausedFrom = nil
+        r.end(.failed, outcome: nil)
     }
 
     // MARK: - Signals and action results

@@ -75,13 +75,7 @@ public enum Transitions {
 
     /// Makes a run terminal: no current step, nothing remaining, no timer.
     public static func finish(_ run: inout Run, status: RunStatus, outcome: String?, context: ChangeContext) {
-        run.status = status
-        run.outcome = outcome
-        run.currentStep = nil
-        run.stepsRemaining = 0
-        run.due = nil
-        run.pausedFrom = nil
-        run.awaitKey = nil
+        run.end(status, outcome: outcome)
         run.completedAt = context.at
         run.currentTick = context.clock
     }
