@@ -68,33 +68,43 @@ public enum TestRedis {
         }
         let outputFile = directory.appendingPathComponent("redis.out").path
 
-        // The watchdog ends redis-server once the test process is gone, even when that process was killed and
-        // ran no cleanup. The shell itself waits for redis-server, so it exits (and we notice) if redis fails.
-        // A clean stop (exit 0) removes the directory; a failed one keeps it so that we can read the log.
-        let script = """
-            "$1" --port "$2" --bind 127.0.0.1 --save '' --appendonly no --dir "$3" --daemonize no >"$4" 2>&1 &
-            r=$!
-            ( while kill -0 "$5" 2>/dev/null && kill -0 "$r" 2>/dev/null; do sleep 1; done; kill -KILL "$r" 2>/dev/null ) &
-            wait "$r"
-            s=$?
-            case "$s" in 0 | 137) rm -rf "$3" ;; esac
-            exit "$s"
-            """
+        // redis-server runs as our child. A separate watchdog shell ends it (and removes its directory) once
+        // the test process is gone, even when that process was killed and ran no cleanup. The watchdog never
+        // waits on redis: it inherits our blocked SIGCHLD, and a `wait` there never returned. It checks the pid
+        // still names a redis-server before killing it, so a reused pid is never hit.
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.executableURL = URL(fileURLWithPath: server)
         process.arguments = [
-            "-c", script, "dee-test-redis",
-            server, String(port), directory.path, outputFile, String(ProcessInfo.processInfo.processIdentifier),
+            "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", directory.path,
+            "--daemonize", "no",
         ]
         process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
+        FileManager.default.createFile(atPath: outputFile, contents: nil)
+        let output = FileHandle(forWritingAtPath: outputFile) ?? FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = output
         do {
             try process.run()
         } catch {
             try? FileManager.default.removeItem(at: directory)
-            throw TestRedisError(description: "could not start \(server) through /bin/sh: \(error)")
+            throw TestRedisError(description: "could not start \(server): \(error)")
         }
+        let watchdog = Process()
+        watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
+        watchdog.arguments = [
+            "-c",
+            """
+            while kill -0 "$1" 2>/dev/null; do sleep 1; done
+            [ "$(cat /proc/$2/comm 2>/dev/null)" = redis-server ] && kill -KILL "$2" 2>/dev/null
+            rm -rf "$3"
+            """,
+            "dee-test-redis-watchdog", String(ProcessInfo.processInfo.processIdentifier),
+            String(process.processIdentifier), directory.path,
+        ]
+        watchdog.standardInput = FileHandle.nullDevice
+        watchdog.standardOutput = FileHandle.nullDevice
+        watchdog.standardError = FileHandle.nullDevice
+        try? watchdog.run()
 
         // Ask for the server's dir rather than just PING, so that a Redis someone else started on the same port
         // in the meantime is not mistaken for ours.

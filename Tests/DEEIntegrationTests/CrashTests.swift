@@ -61,6 +61,23 @@ import Darwin
             process.standardOutput = handle
             process.standardError = handle
             try process.run()
+            // If this test process is killed before it stops the engine, a watchdog does (as for the test Redis).
+            let watchdog = Process()
+            watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
+            watchdog.arguments = [
+                "-c",
+                """
+                while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
+                [ "$(cat /proc/$2/comm 2>/dev/null)" = dee ] && kill -KILL "$2" 2>/dev/null
+                exit 0
+                """,
+                "dee-test-engine-watchdog", String(ProcessInfo.processInfo.processIdentifier),
+                String(process.processIdentifier),
+            ]
+            watchdog.standardInput = FileHandle.nullDevice
+            watchdog.standardOutput = FileHandle.nullDevice
+            watchdog.standardError = FileHandle.nullDevice
+            try? watchdog.run()
         }
 
         var pid: Int32 { process.processIdentifier }
