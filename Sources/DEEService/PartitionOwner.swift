@@ -483,8 +483,15 @@ final class PartitionOwner: Sendable {
         return .ok(change.run.wire)
     }
 
+    /// How far a batched command got before an interruption: the batches it wrote and its saved counts
+    /// (`n` and `state` of `<base>:progress:<entryId>`, written by the apply script); none when it is new.
+    func savedProgress(_ context: ChangeContext, _ redis: RedisConnection) throws -> (batches: Int, state: String?) {
+        let saved = try redis.call(["HGETALL", keys.progress(context.commandId.description)]).pairs
+        return (saved["n"].flatMap { Int($0) } ?? 0, saved["state"])
+    }
+
     func copyPlan(_ plan: Plan, _ version: Int, into changes: inout ChangeSet) {
-        let key = "plan:\(plan.id):\(version)"
+        let key = PartitionKeys.planCopySuffix(plan.id, version)
         if !state.withLock({ $0.copiedPlans.contains(key) }) { changes.planCopy = (key, plan.canonicalJSON) }
     }
 
@@ -498,9 +505,9 @@ final class PartitionOwner: Sendable {
         let progressKey = PartitionKeys.progressSuffix(context.commandId.description)
         var done = 0
         var tally = BulkTally()
-        let saved = PartitionStore.fields(try redis.call(["HGETALL", keys.progress(context.commandId.description)]))
-        if let n = saved["n"].flatMap({ Int($0) }), let s = saved["state"].flatMap(JSONValue.parse) {
-            done = n
+        let saved = try savedProgress(context, redis)
+        if let s = saved.state.flatMap(JSONValue.parse) {
+            done = saved.batches
             tally = BulkTally(json: s)
         }
         let mine = contacts.indices.filter { i in
@@ -570,9 +577,9 @@ final class PartitionOwner: Sendable {
         _ filter: RunFilter, reason: String, context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection
     ) throws -> Outcome {
         let progressKey = PartitionKeys.progressSuffix(context.commandId.description)
-        let saved = PartitionStore.fields(try redis.call(["HGETALL", keys.progress(context.commandId.description)]))
-        var n = saved["n"].flatMap { Int($0) } ?? 0
-        var cancelled = saved["state"].flatMap { Int($0) } ?? 0
+        let saved = try savedProgress(context, redis)
+        var n = saved.batches
+        var cancelled = saved.state.flatMap { Int($0) } ?? 0
         var open = filter
         open.statuses = (filter.statuses ?? RunStatus.open).filter(\.isOpen)
         let ceiling = RunID.lowerBound(for: context.commandId)
@@ -601,9 +608,9 @@ extension PartitionOwner {
     /// are skipped in one jump to the next due tick.
     func tick(count: Int, context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection) throws -> Outcome {
         let progressKey = PartitionKeys.progressSuffix(context.commandId.description)
-        let saved = PartitionStore.fields(try redis.call(["HGETALL", keys.progress(context.commandId.description)]))
-        let state = saved["state"].flatMap(JSONValue.parse)?.object ?? [:]
-        var n = saved["n"].flatMap { Int($0) } ?? 0
+        let saved = try savedProgress(context, redis)
+        let state = saved.state.flatMap(JSONValue.parse)?.object ?? [:]
+        var n = saved.batches
         let start = state["start"]?.int ?? context.clock
         let end = start + count
         var t = state["t"]?.int ?? start + 1
@@ -751,6 +758,7 @@ extension PartitionOwner {
         let found = try redis.pipeline(checks)
         var k = 0
         var enrolledNow: [String: String] = [:]
+        var copying = Set<String>()
         var sets: [ChangeSet] = []
         let clock = state.withLock { $0.clock }
         try renewDuringLongCommands(redis)
@@ -806,7 +814,12 @@ extension PartitionOwner {
                             runId: runId, plan: r.plan.0, version: r.plan.1, contact: r.contact, contactId: r.contactId,
                             variables: r.variables, startTick: r.startTick, context: context, signer: signer)
                         set.changes = [change]
-                        copyPlan(r.plan.0, r.plan.1, into: &set)
+                        // The first script of the group copies the plan; the others run after it.
+                        let copy = PartitionKeys.planCopySuffix(r.plan.0.id, r.plan.1)
+                        if !copying.contains(copy) {
+                            copyPlan(r.plan.0, r.plan.1, into: &set)
+                            copying.insert(copy)
+                        }
                         enrolledNow[key] = runId
                         items[i].outcome = .ok(change.run.wire)
                     }

@@ -28,7 +28,8 @@ public struct Keys: Sendable, Equatable {
     public func partition(_ p: Int) -> PartitionKeys { PartitionKeys(base: "\(prefix):{\(p)}") }
 }
 
-/// The keys of one partition. The Lua scripts derive the same names from `base` (see Scripts/).
+/// The keys of one partition that Swift reads or names. The scripts derive the index keys (`idx:status:`,
+/// `idx:ps:`, `idx:contact:`) from `base` themselves (see Scripts/ and the README's key layout).
 public struct PartitionKeys: Sendable, Equatable {
     public let base: String
 
@@ -46,10 +47,8 @@ public struct PartitionKeys: Sendable, Equatable {
     public func run(_ id: String) -> String { "\(base):run:\(id)" }
     public func audit(_ runId: String) -> String { "\(base):audit:\(runId)" }
     public func status(_ s: RunStatus) -> String { "\(base):idx:status:\(s.rawValue)" }
-    /// Runs of one plan in one status: with the status indexes, what makes every listRuns filter an index range.
-    public func planStatus(_ id: String, _ s: RunStatus) -> String { "\(base):idx:ps:\(id):\(s.rawValue)" }
-    public func contact(_ id: String) -> String { "\(base):idx:contact:\(id)" }
-    public func planCopy(_ id: String, _ version: Int) -> String { "\(base):plan:\(id):\(version)" }
+    public func planCopy(_ id: String, _ version: Int) -> String { "\(base):\(Self.planCopySuffix(id, version))" }
+    public static func planCopySuffix(_ id: String, _ version: Int) -> String { "plan:\(id):\(version)" }
     /// Key suffixes (relative to base) used inside scripts.
     public static func requestSuffix(_ key: String) -> String { "req:\(key)" }
     public func request(_ key: String) -> String { "\(base):\(Self.requestSuffix(key))" }

@@ -26,7 +26,7 @@ public struct PartitionStore: Sendable {
         let replies = try redis.pipeline(ids.map { ["HGETALL", keys.run($0)] })
         return try replies.map { reply in
             if case .error(let e) = reply { throw RedisError(.server, e) }
-            return Run(fields: Self.fields(reply))
+            return Run(fields: reply.pairs)
         }
     }
 
@@ -107,6 +107,4 @@ public struct PartitionStore: Sendable {
         try redis.call(["GET", keys.clock]).int ?? 0
     }
 
-    /// A hash reply (`HGETALL`) as a dictionary.
-    public static func fields(_ reply: RESPValue) -> [String: String] { reply.pairs }
 }

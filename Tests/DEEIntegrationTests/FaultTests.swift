@@ -23,6 +23,8 @@ struct FaultTests {
             var created = 0
             for id in ids where try client.reply(to: id, timeout: 60).ok { created += 1 }
             #expect(created == 600)
+            // The partition keeps its copy of the plan version its runs use (SPEC 8), written once per group.
+            #expect(try env.redis.call(["GET", env.key("{0}:plan:welcome:1")]).string?.contains("\"welcome\"") == true)
             #expect(try client.call("listRuns", ["limit": "1"]).total == 600)
             #expect(try client.call("verifyAudit", ["runId": try #require(client.call("listRuns", ["limit": "1"]).runIds.first)]).object["valid"] as? Bool == true)
         }
