@@ -765,20 +765,10 @@ extension PartitionOwner {
         guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
         // Overlap: while Redis runs one chunk's scripts, the next chunk is computed. At most one chunk is in
         // flight, so scripts still run in entry order and nothing is sent after a refusal.
-        let sha = try store.applyScriptSHA(redis)
         var results: [ApplyResult] = []
         var inflight: Range<Int>?
         func collect(_ range: Range<Int>) throws {
-            let replies = try redis.receive(range.count)
-            var got: [ApplyResult] = []
-            for reply in replies {
-                guard let r = try PartitionStore.resultOrMissing(reply) else {
-                    // The script was flushed: none of this chunk ran. Load it and apply the chunk again, in order.
-                    got = try store.applyMany(Array(sets[range]), epoch: epoch, redis)
-                    break
-                }
-                got.append(r)
-            }
+            let got = try redis.receive(range.count).map(PartitionStore.result)
             results += got
             if got.contains(.fenced) { throw Fenced() }
         }
@@ -787,7 +777,7 @@ extension PartitionOwner {
             if let f = inflight { try collect(f) }
             inflight = nil
             guard start < end else { return }
-            try redis.sendOnly(store.applyCommands(Array(sets[start..<end]), epoch: epoch, sha: sha))
+            try redis.sendOnly(store.applyCommands(Array(sets[start..<end]), epoch: epoch))
             inflight = start..<end
         }
         let chunk = 64

@@ -38,23 +38,15 @@ public struct PartitionStore: Sendable {
         return try replies.map(Self.result)
     }
 
-    /// The `EVALSHA` commands that apply `sets`, for callers that send them with `sendOnly` and read the replies
-    /// later (see ``result(_:)``). `sha` comes from ``applyScriptSHA(_:)``.
-    public func applyCommands(_ sets: [ChangeSet], epoch: String, sha: String) -> [[String]] {
-        sets.map { ["EVALSHA", sha, "1", keys.epoch, $0.payload(epoch: epoch, maxlen: streamMaxLen)] }
+    /// The commands that apply `sets`, for callers that send them with `sendOnly` and read the replies later
+    /// (see ``result(_:)``). `EVAL`, not `EVALSHA`: see `RedisConnection.evalScriptPipelined`.
+    public func applyCommands(_ sets: [ChangeSet], epoch: String) -> [[String]] {
+        RedisConnection.evalCommands(
+            ApplyScript.source, sets.map { ([keys.epoch], [$0.payload(epoch: epoch, maxlen: streamMaxLen)]) })
     }
 
-    public func applyScriptSHA(_ redis: RedisConnection) throws -> String {
-        try redis.scriptSHA(ApplyScript.source)
-    }
-
-    /// What an apply script's reply means; `nil` for `NOSCRIPT` (the script was not loaded: nothing ran).
-    public static func resultOrMissing(_ reply: RESPValue) throws -> ApplyResult? {
-        if case .error(let e) = reply, e.hasPrefix("NOSCRIPT") { return nil }
-        return try result(reply)
-    }
-
-    static func result(_ reply: RESPValue) throws -> ApplyResult {
+    /// What an apply script's reply means.
+    public static func result(_ reply: RESPValue) throws -> ApplyResult {
         switch reply {
         case .string("OK"): return .ok
         // Redis may prefix a script's error with "ERR ".

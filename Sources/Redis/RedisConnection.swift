@@ -61,39 +61,24 @@ public final class RedisConnection: @unchecked Sendable {
         throw RedisError(.server, "NOSCRIPT after reloading the script")
     }
 
-    /// Runs one script many times in one pipeline (`EVALSHA` each), loading it first when needed. Calls that
-    /// found the script missing (`NOSCRIPT`: nothing ran) are loaded and sent again. Replies come in call order.
+    /// Runs one script many times in one pipeline, then `then` (a read that sees their writes); replies come
+    /// in call order.
+    ///
+    /// The calls are `EVAL` with the script's body, not `EVALSHA`: in a pipeline, a `SCRIPT FLUSH` between two
+    /// calls, and a reload by any other connection, can answer `ok, NOSCRIPT, ok`, so a later call would run
+    /// before an earlier one that must then be sent again. For scripts that keep an order (the apply script's
+    /// watermark) that loses the earlier call. `EVAL` never answers NOSCRIPT; Redis caches the body by hash.
     public func evalScriptPipelined(
         _ source: String, calls: [(keys: [String], arguments: [String])], then: [[String]] = []
     ) throws(RedisError) -> [RESPValue] {
         lock.lock()
         defer { lock.unlock() }
-        var replies = [RESPValue](repeating: .null, count: calls.count)
-        var todo = Array(calls.indices)
-        for _ in 0..<2 {
-            let sha = try loadedSHA(source)
-            // `then` rides after the scripts only when every call is sent (the first try, normally).
-            let trailing = todo.count == calls.count ? then : []
-            let got = try pipelineLocked(
-                todo.map { ["EVALSHA", sha, String(calls[$0].keys.count)] + calls[$0].keys + calls[$0].arguments } + trailing)
-            var again: [Int] = []
-            for (i, reply) in zip(todo, got) {
-                if case .error(let m) = reply, m.hasPrefix("NOSCRIPT") { again.append(i) } else { replies[i] = reply }
-            }
-            if again.isEmpty {
-                // `then` must see the scripts' writes: take its replies from a pass where every script ran,
-                // else send it again now.
-                if !trailing.isEmpty {
-                    replies += got.suffix(trailing.count)
-                } else if !then.isEmpty {
-                    replies += try pipelineLocked(then)
-                }
-                return replies
-            }
-            scriptSHAs[source] = nil
-            todo = again
-        }
-        throw RedisError(.server, "NOSCRIPT after reloading the script")
+        return try pipelineLocked(Self.evalCommands(source, calls) + then)
+    }
+
+    /// `EVAL` commands for `calls` of one script (see ``evalScriptPipelined(_:calls:then:)`` for why not EVALSHA).
+    public static func evalCommands(_ source: String, _ calls: [(keys: [String], arguments: [String])]) -> [[String]] {
+        calls.map { ["EVAL", source, String($0.keys.count)] + $0.keys + $0.arguments }
     }
 
     /// Writes commands without reading their replies, so the caller can work while Redis executes them;
@@ -127,13 +112,6 @@ public final class RedisConnection: @unchecked Sendable {
             replies.append(Self.convert(raw!.assumingMemoryBound(to: redisReply.self)))
         }
         return replies
-    }
-
-    /// The SHA1 of a script, loading it into the server when this connection has not yet.
-    public func scriptSHA(_ source: String) throws(RedisError) -> String {
-        lock.lock()
-        defer { lock.unlock() }
-        return try loadedSHA(source)
     }
 
     /// Deletes (`UNLINK`) every key matching `pattern`, by `SCAN`, so as not to block the server.
