@@ -36,6 +36,9 @@ public struct EngineConfiguration: Sendable {
     public var maxRunsPerScript = 100
     /// Runs stepped per tick batch script.
     public var tickBatchSize = 100
+    /// Tick batches read from the due schedule at once: while Redis runs one batch's script, the owner reads and
+    /// computes the next (bounded, so a tick still finishes batch by batch).
+    public var tickWindowBatches = 8
     /// Runs per bulk cancel batch script.
     public var cancelBatchSize = 100
     /// Advance the clock by one tick every this many seconds (nil: only `tick` commands move it).

@@ -517,55 +517,102 @@ final class PartitionOwner: Sendable {
         // A batch larger than one script should carry is written as several scripts, each recording progress.
         let slice = min(batchSize, config.maxRunsPerScript)
         let batches = stride(from: 0, to: max(mine.count, 1), by: slice).map { Array(mine[$0..<min($0 + slice, mine.count)]) }
-        for (b, batch) in batches.enumerated() where b + 1 > done {
-            var set = ChangeSet(entry: nil)
-            var checks: [[String]] = []
+        // Contacts checked and left out before their enrollment check ran; the checks read from Redis.
+        struct Prepared {
+            var errors: [(Int, DEEError)] = []
             var valid: [(Int, String, [String: JSONValue])] = []
+            var checks: [[String]] = []
+        }
+        func prepare(_ batch: [Int]) -> Prepared {
+            var out = Prepared()
             for i in batch {
                 guard let o = contacts[i].object else {
-                    tally.error(i, DEEError.badRequest("contacts[\(i)]", "must be an object"))
+                    out.errors.append((i, DEEError.badRequest("contacts[\(i)]", "must be an object")))
                     continue
                 }
                 guard let cid = o["id"]?.string else {
-                    tally.error(i, DEEError.badRequest("contacts[\(i)].id", "is required"))
+                    out.errors.append((i, DEEError.badRequest("contacts[\(i)].id", "is required")))
                     continue
                 }
                 do throws(DEEError) {
                     try Identifier.validate(cid, field: "contacts[\(i)].id")
                 } catch {
-                    tally.error(i, error)
+                    out.errors.append((i, error))
                     continue
                 }
-                valid.append((i, cid, o))
-                checks.append(["HEXISTS", keys.suppressed, cid])
-                checks.append(["HGET", keys.enroll, "\(p.id):\(cid)"])
+                out.valid.append((i, cid, o))
+                out.checks.append(["HEXISTS", keys.suppressed, cid])
+                out.checks.append(["HGET", keys.enroll, "\(p.id):\(cid)"])
             }
-            let replies = try redis.pipeline(checks)
-            var seen = Set<String>()
-            for (k, (i, cid, o)) in valid.enumerated() {
-                if replies[2 * k].int == 1 {
-                    tally.skip(cid, "suppressed")
-                } else if replies[2 * k + 1].string != nil || seen.contains(cid) {
-                    tally.skip(cid, "already_enrolled")
-                } else {
-                    seen.insert(cid)
-                    let change = Transitions.start(
-                        runId: RunID.make(entry: context.commandId, index: i, partition: partition), plan: p,
-                        version: version, contact: o, contactId: cid, variables: variables, startTick: nil,
-                        context: context, signer: signer)
-                    set.changes.append(change)
-                    tally.created += 1
+            return out
+        }
+        let todo = batches.indices.filter { $0 + 1 > done }
+        guard let first = todo.first else {
+            changes.batch = (progressKey, batches.count + 1, tally.json.canonical)
+            return .ok(tally.json)
+        }
+        try renewDuringLongCommands(redis)
+        guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
+        // Pipelined like a tick: batch b+1's checks are read before batch b's script, so the owner computes
+        // b+1 while Redis writes b. A contact enrolled by a batch still in flight is in `seen`.
+        var seen = Set<String>()
+        var pending: ChangeSet?
+        func collect() throws {
+            guard let set = pending else { return }
+            pending = nil
+            switch try PartitionStore.result(try redis.receive(1)[0]) {
+            case .ok, .alreadyApplied:
+                if let key = set.planCopy?.key { state.withLock { _ = $0.copiedPlans.insert(key) } }
+            case .fenced: throw Fenced()
+            }
+        }
+        do {
+            var prepared = prepare(batches[first])
+            var replies = try redis.pipeline(prepared.checks)
+            for (k, b) in todo.enumerated() {
+                var set = ChangeSet(entry: nil)
+                for (i, e) in prepared.errors { tally.error(i, e) }
+                for (n, (i, cid, o)) in prepared.valid.enumerated() {
+                    if replies[2 * n].int == 1 {
+                        tally.skip(cid, "suppressed")
+                    } else if replies[2 * n + 1].string != nil || seen.contains(cid) {
+                        tally.skip(cid, "already_enrolled")
+                    } else {
+                        seen.insert(cid)
+                        let change = Transitions.start(
+                            runId: RunID.make(entry: context.commandId, index: i, partition: partition), plan: p,
+                            version: version, contact: o, contactId: cid, variables: variables, startTick: nil,
+                            context: context, signer: signer)
+                        set.changes.append(change)
+                        tally.created += 1
+                    }
+                }
+                copyPlan(p, version, into: &set)
+                set.batch = (progressKey, b + 1, tally.json.canonical)
+                if b + 1 == batches.count {
+                    // The last batch completes the command: it carries the watermark and the result, and is
+                    // written by the caller after every batch before it.
+                    try collect()
+                    set.entry = changes.entry
+                    changes = set
+                    return .ok(tally.json)
+                }
+                set.auditRetention = config.auditRetentionSeconds
+                let next = k + 1 < todo.count ? prepare(batches[todo[k + 1]]) : nil
+                try redis.sendOnly((next?.checks ?? []) + store.applyCommands([set], epoch: epoch))
+                try collect()
+                pending = set
+                if let next {
+                    replies = try redis.receive(next.checks.count)
+                    prepared = next
                 }
             }
-            copyPlan(p, version, into: &set)
-            set.batch = (progressKey, b + 1, tally.json.canonical)
-            if b + 1 == batches.count {
-                // The last batch completes the command: it carries the watermark and the result.
-                set.entry = changes.entry
-                changes = set
-                return .ok(tally.json)
-            }
-            try commit(set, redis)
+            try collect()
+        } catch {
+            // Replies may still be on the wire and would answer the next call: drop the connection (it reconnects).
+            redis.close()
+            if error is Fenced { state.withLock { $0.epoch = nil } }
+            throw error
         }
         changes.batch = (progressKey, batches.count + 1, tally.json.canonical)
         return .ok(tally.json)
@@ -615,14 +662,16 @@ extension PartitionOwner {
         let end = start + count
         var t = state["t"]?.int ?? start + 1
         var stepped = state["stepped"]?.int ?? 0
-        func progress(_ t: Int) -> String {
+        func progress(_ t: Int, _ stepped: Int) -> String {
             JSONValue.object(["start": .int(start), "t": .int(t), "stepped": .int(stepped)]).canonical
+        }
+        let window = config.tickBatchSize * max(1, config.tickWindowBatches)
+        func dueIds(_ t: Int) -> [String] {
+            ["ZRANGE", keys.due, "-inf", String(t), "BYSCORE", "LIMIT", "0", String(window)]
         }
         var prefetched: [String]?
         while t <= end {
-            let ids = try prefetched ?? (redis.call([
-                "ZRANGE", keys.due, "-inf", String(t), "BYSCORE", "LIMIT", "0", String(config.tickBatchSize),
-            ]).array ?? []).compactMap(\.string)
+            let ids = try prefetched ?? (redis.call(dueIds(t)).array ?? []).compactMap(\.string)
             prefetched = nil
             if ids.isEmpty {
                 // Tick t is finished; jump to the next tick that has a due run.
@@ -632,7 +681,7 @@ extension PartitionOwner {
                 if newT > end { break }
                 var set = ChangeSet(entry: nil)
                 n += 1
-                set.batch = (progressKey, n, progress(newT))
+                set.batch = (progressKey, n, progress(newT, stepped))
                 set.clock = newT - 1
                 try commit(set, redis)
                 t = newT
@@ -640,46 +689,113 @@ extension PartitionOwner {
             }
             let tickContext = ChangeContext(
                 commandId: context.commandId, requestId: context.requestId, actor: context.actor, clock: t)
-            var set = ChangeSet(entry: nil)
-            for run in try store.loadRuns(ids, redis) {
-                guard var run else { continue }
-                let plan: Plan
-                do {
-                    plan = try planVersion(run.planId, run.planVersion, redis)
-                } catch {
-                    // Fail closed: a plan version that cannot be read fails the run.
-                    var change = RunChange(run: run)
-                    Stepper.fail(&run, "plan \(run.planId) version \(run.planVersion) cannot be read")
-                    run.completedAt = tickContext.at
-                    run.currentTick = t
-                    change.run = run
-                    change.event("run.failed", context: tickContext)
-                    change.audit("tick", details: ["error": "plan unreadable"], context: tickContext, signer: signer)
-                    set.changes.append(change)
-                    continue
-                }
-                if let change = Stepper.tick(run: run, plan: plan, context: tickContext, signer: signer) {
-                    set.changes.append(change)
-                } else {
-                    // Not steppable (paused or terminal, left in the schedule): take it out.
-                    var change = RunChange(run: run)
-                    change.run.due = nil
-                    set.changes.append(change)
-                }
-            }
-            stepped += set.changes.filter { !$0.audit.isEmpty }.count
-            n += 1
-            set.batch = (progressKey, n, progress(t))
-            set.clock = t - 1
-            // The next batch's ids come back in the same round trip as this batch's write.
-            prefetched = try commit(
-                set, then: ["ZRANGE", keys.due, "-inf", String(t), "BYSCORE", "LIMIT", "0", String(config.tickBatchSize)],
-                redis
-            ).array?.compactMap(\.string)
+            prefetched = try tickWindow(
+                ids, context: tickContext, batches: &n, stepped: &stepped, progress: { progress(t, $0) },
+                progressKey: progressKey, next: dueIds(t), redis)
         }
         changes.clock = end
-        changes.batch = (progressKey, n + 1, progress(end + 1))
+        changes.batch = (progressKey, n + 1, progress(end + 1, stepped))
         return .ok(["tick": .int(end), "stepped": .int(stepped)])
+    }
+
+    /// Steps the runs of one window of due ids, batch by batch, each batch one apply script. Pipelined: the next
+    /// batch's runs are read before this batch's script, so the owner computes batch k+1 while Redis runs batch
+    /// k. Runs of one window are disjoint and this owner is the partition's only writer, so reading ahead is
+    /// safe; every script still runs in batch order. Returns the due ids of the next window, read after the last
+    /// script of this one.
+    private func tickWindow(
+        _ ids: [String], context: ChangeContext, batches n: inout Int, stepped: inout Int,
+        progress: (Int) -> String, progressKey: String, next: [String], _ redis: RedisConnection
+    ) throws -> [String] {
+        try renewDuringLongCommands(redis)
+        guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
+        let size = config.tickBatchSize
+        let chunks = stride(from: 0, to: ids.count, by: size).map { Array(ids[$0..<min($0 + size, ids.count)]) }
+        func reads(_ chunk: [String]) -> [[String]] { chunk.map { ["HGETALL", keys.run($0)] } }
+        func runs(_ replies: [RESPValue]) throws -> [Run?] {
+            try replies.map { reply in
+                if case .error(let e) = reply { throw RedisError(.server, e) }
+                return Run(fields: reply.pairs)
+            }
+        }
+        // A script sent whose reply is not read yet, and the clock it moves to.
+        var pending: Int?
+        func collect() throws {
+            guard let clock = pending else { return }
+            pending = nil
+            switch try PartitionStore.result(try redis.receive(1)[0]) {
+            case .ok, .alreadyApplied: state.withLock { $0.clock = clock }
+            case .fenced: throw Fenced()
+            }
+        }
+        var nextIds: [String] = []
+        do {
+            try redis.sendOnly(reads(chunks[0]))
+            var loaded = try runs(redis.receive(chunks[0].count))
+            for (i, _) in chunks.enumerated() {
+                // A plan version not cached yet is read from Redis: first take the reply in flight.
+                if loaded.contains(where: { $0.map { plans.cached($0.planId, version: $0.planVersion) == nil } ?? false }) {
+                    try collect()
+                }
+                var set = tickBatch(loaded, context: context, redis)
+                stepped += set.changes.filter { !$0.audit.isEmpty }.count
+                n += 1
+                set.batch = (progressKey, n, progress(stepped))
+                set.clock = context.clock - 1
+                set.auditRetention = config.auditRetentionSeconds
+                let following = i + 1 < chunks.count ? chunks[i + 1] : nil
+                var commands = following.map(reads) ?? []
+                commands += store.applyCommands([set], epoch: epoch)
+                if following == nil { commands.append(next) }
+                try redis.sendOnly(commands)
+                try collect()
+                pending = context.clock - 1
+                if let following {
+                    loaded = try runs(redis.receive(following.count))
+                } else {
+                    try collect()
+                    nextIds = (try redis.receive(1)[0].array ?? []).compactMap(\.string)
+                }
+            }
+        } catch {
+            // Replies may still be on the wire and would answer the next call: drop the connection (it reconnects).
+            redis.close()
+            if error is Fenced { state.withLock { $0.epoch = nil } }
+            throw error
+        }
+        return nextIds
+    }
+
+    /// One batch of a tick: the change of every loaded run that is due.
+    private func tickBatch(_ loaded: [Run?], context: ChangeContext, _ redis: RedisConnection) -> ChangeSet {
+        var set = ChangeSet(entry: nil)
+        for run in loaded {
+            guard var run else { continue }
+            let plan: Plan
+            do {
+                plan = try planVersion(run.planId, run.planVersion, redis)
+            } catch {
+                // Fail closed: a plan version that cannot be read fails the run.
+                var change = RunChange(run: run)
+                Stepper.fail(&run, "plan \(run.planId) version \(run.planVersion) cannot be read")
+                run.completedAt = context.at
+                run.currentTick = context.clock
+                change.run = run
+                change.event("run.failed", context: context)
+                change.audit("tick", details: ["error": "plan unreadable"], context: context, signer: signer)
+                set.changes.append(change)
+                continue
+            }
+            if let change = Stepper.tick(run: run, plan: plan, context: context, signer: signer) {
+                set.changes.append(change)
+            } else {
+                // Not steppable (paused or terminal, left in the schedule): take it out.
+                var change = RunChange(run: run)
+                change.run.due = nil
+                set.changes.append(change)
+            }
+        }
+        return set
     }
 
     /// Delivers a signal to one run, or to every open run of a contact (optionally of one plan).

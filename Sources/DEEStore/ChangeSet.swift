@@ -19,166 +19,130 @@ public struct ChangeSet: Sendable {
 
     public var isEmpty: Bool { changes.isEmpty }
 
-    /// The apply script's ARGV[1], written straight to bytes: key order does not matter to the script, and
-    /// building a JSONValue tree first was the engine's largest cost per command.
-    public func payload(epoch: String, maxlen: Int) -> String {
-        var w = JSONWriter()
-        w.open()
-        w.key("epoch"); w.string(epoch)
-        w.key("entry"); w.string(entry?.description ?? "")
-        w.key("maxlen"); w.int(maxlen)
-        if let batch {
-            w.key("batch"); w.open()
-            w.key("key"); w.string(batch.key)
-            w.key("n"); w.int(batch.n)
-            w.key("state"); w.string(batch.state)
-            w.close()
-        }
-        if let dedupe {
-            w.key("dedupe"); w.open()
-            w.key("key"); w.string(dedupe.key)
-            w.key("value"); w.string(dedupe.value)
-            w.key("ttl"); w.int(dedupe.ttl)
-            w.close()
-        }
-        if let share {
-            w.key("share"); w.open()
-            w.key("key"); w.string(share.key)
-            w.key("value"); w.string(share.value)
-            w.key("ttl"); w.int(share.ttl)
-            w.close()
-        }
-        if let planCopy {
-            w.key("plan"); w.open()
-            w.key("key"); w.string(planCopy.key)
-            w.key("json"); w.string(planCopy.json)
-            w.close()
-        }
-        if let suppress {
-            w.key("suppress"); w.open()
-            w.key("contact"); w.string(suppress.contact)
-            w.key("value"); w.string(suppress.value)
-            w.close()
-        }
-        if let unsuppress { w.key("unsuppress"); w.string(unsuppress) }
-        if let clock { w.key("clock"); w.int(clock) }
-        if let auditRetention { w.key("retention"); w.int(auditRetention) }
-        w.key("runs"); w.openArray()
+    /// The apply script's ARGV: the fence, the watermark and batch progress, then the list of writes (see
+    /// Scripts/ApplyScript.swift). Index, due and enrollment writes are grouped per key, one command for the whole
+    /// set, and a run that changes twice in one set has its indexes moved once, from where it was to where it ends.
+    public func arguments(epoch: String, maxlen: Int) -> [String] {
+        var w = WriteList()
+        w.argv += [
+            epoch, entry?.description ?? "", batch?.key ?? "", batch.map { String($0.n) } ?? "", batch?.state ?? "",
+            String(maxlen),
+        ]
+        // Each run once: where it was before the set, where it is after.
+        var order: [String] = []
+        var first: [String: RunChange] = [:]
+        var last: [String: RunChange] = [:]
         for change in changes {
-            let run = change.run
-            w.open()
-            w.key("id"); w.string(run.id)
+            let id = change.run.id
+            if first[id] == nil {
+                order.append(id)
+                first[id] = change
+            }
+            last[id] = change
             let fields = change.fieldChanges
-            w.key("set"); w.openArray()
-            for (field, value) in fields.set {
-                w.string(field)
-                w.string(value)
+            if !fields.set.isEmpty { w.add("HSET", "run:\(id)", fields.set.flatMap { [$0.0, $0.1] }) }
+            if !fields.deleted.isEmpty { w.add("HDEL", "run:\(id)", fields.deleted) }
+        }
+        for id in order {
+            guard let start = first[id], let end = last[id] else { continue }
+            let run = end.run
+            let created = start.created
+            let old = created ? nil : start.before?.status
+            let score = String(run.startedAt)
+            if old != run.status {
+                if let old {
+                    w.group("ZREM", "idx:status:\(old.rawValue)", [id])
+                    w.group("ZREM", "idx:ps:\(run.planId):\(old.rawValue)", [id])
+                }
+                w.group("ZADD", "idx:status:\(run.status.rawValue)", [score, id])
+                w.group("ZADD", "idx:ps:\(run.planId):\(run.status.rawValue)", [score, id])
             }
-            w.closeArray()
-            w.key("del"); w.openArray()
-            for field in fields.deleted { w.string(field) }
-            w.closeArray()
+            if created { w.group("ZADD", "idx:contact:\(run.contactId)", [score, id]) }
             let scheduled = run.status != .paused && run.status.isOpen
-            w.key("status"); w.string(run.status.rawValue)
-            w.key("score"); w.int(Int(run.startedAt))
-            w.key("created"); w.bool(change.created)
-            w.key("plan"); w.string(run.planId)
-            w.key("contact"); w.string(run.contactId)
-            w.key("due"); w.int(scheduled ? (run.due ?? -1) : -1)
-            w.key("old"); w.string(change.before?.status.rawValue ?? "")
-            if change.created {
-                w.key("enroll"); w.string("set")
-            } else if !run.status.isOpen {
-                w.key("enroll"); w.string("del")
+            if scheduled, let due = run.due {
+                w.group("ZADD", "due", [String(due), id])
+            } else if !created {
+                w.group("ZREM", "due", [id])
             }
-            w.close()
+            let enrollment = "\(run.planId):\(run.contactId)"
+            if created && run.status.isOpen {
+                w.group("HSET", "enroll", [enrollment, id])
+            } else if !created && !run.status.isOpen {
+                w.group("HDELIF", "enroll", [enrollment, id])
+            }
         }
-        w.closeArray()
-        // Arrays stay present even when empty, so the script can iterate them.
-        w.key("events"); w.openArray()
+        w.flushGroups()
         for change in changes {
-            for e in change.events { w.strings(e.fields) }
+            for e in change.events { w.add("XADD", "events", e.fields) }
         }
-        w.closeArray()
-        w.key("actions"); w.openArray()
         for change in changes {
-            for a in change.actions { w.strings(a.fields) }
+            for a in change.actions { w.add("XADD", "actions", a.fields) }
         }
-        w.closeArray()
-        w.key("audit"); w.openArray()
-        for change in changes {
-            for a in change.audit { w.strings([change.run.id, a.storedText]) }
+        for change in changes where !change.audit.isEmpty {
+            w.add("RPUSH", "audit:\(change.run.id)", change.audit.map(\.storedText))
         }
-        w.closeArray()
-        w.close()
-        return w.text
+        if let auditRetention {
+            for id in order {
+                if let run = last[id]?.run, !run.status.isOpen {
+                    w.add("EXPIRE", "audit:\(id)", [String(auditRetention)])
+                }
+            }
+        }
+        if let planCopy { w.add("SET", planCopy.key, [planCopy.json, "NX"]) }
+        if let suppress { w.add("HSET", "suppressed", [suppress.contact, suppress.value]) }
+        if let unsuppress { w.add("HDEL", "suppressed", [unsuppress]) }
+        if let clock { w.add("SET", "clock", [String(clock)]) }
+        if let share { w.add("SET", share.key, [share.value, "EX", String(share.ttl)]) }
+        // The stored result is written only with the entry that completes the command.
+        if entry != nil, let dedupe { w.add("SET", dedupe.key, [dedupe.value, "EX", String(dedupe.ttl)]) }
+        return w.argv
     }
 }
 
-/// Appends JSON to a byte buffer, commas handled; for payloads whose key order does not matter.
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = []
-    private var needComma = false
+/// The apply script's list of writes: command, key suffix, argument count, arguments. Grouped writes (one
+/// command per key for the whole set) keep their first-seen key order.
+struct WriteList {
+    /// Lua's unpack() fails near 8,000 values: a longer grouped write is split (in whole pairs).
+    static let maxArguments = 4000
 
-    init() { bytes.reserveCapacity(2048) }
+    var argv: [String] = []
+    private var groups: [(op: String, suffix: String, args: [String])] = []
+    private var groupIndex: [String: Int] = [:]
 
-    var text: String { String(decoding: bytes, as: UTF8.self) }
+    init() { argv.reserveCapacity(256) }
 
-    private mutating func comma() {
-        if needComma { bytes.append(UInt8(ascii: ",")) }
+    mutating func add(_ op: String, _ suffix: String, _ args: [String]) {
+        argv.append(op)
+        argv.append(suffix)
+        argv.append(String(args.count))
+        argv += args
     }
 
-    mutating func open() {
-        comma()
-        bytes.append(UInt8(ascii: "{"))
-        needComma = false
+    mutating func group(_ op: String, _ suffix: String, _ args: [String]) {
+        let k = op + " " + suffix
+        if let i = groupIndex[k] {
+            groups[i].args += args
+        } else {
+            groupIndex[k] = groups.count
+            groups.append((op, suffix, args))
+        }
     }
 
-    mutating func close() {
-        bytes.append(UInt8(ascii: "}"))
-        needComma = true
-    }
-
-    mutating func openArray() {
-        comma()
-        bytes.append(UInt8(ascii: "["))
-        needComma = false
-    }
-
-    mutating func closeArray() {
-        bytes.append(UInt8(ascii: "]"))
-        needComma = true
-    }
-
-    mutating func key(_ k: String) {
-        comma()
-        JSONValue.writeString(k, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        needComma = false
-    }
-
-    mutating func string(_ s: String) {
-        comma()
-        JSONValue.writeString(s, to: &bytes)
-        needComma = true
-    }
-
-    mutating func int(_ i: Int) {
-        comma()
-        bytes.append(contentsOf: String(i).utf8)
-        needComma = true
-    }
-
-    mutating func bool(_ b: Bool) {
-        comma()
-        bytes.append(contentsOf: (b ? "true" : "false").utf8)
-        needComma = true
-    }
-
-    mutating func strings(_ items: [String]) {
-        openArray()
-        for item in items { string(item) }
-        closeArray()
+    /// Writes the grouped commands, removals before additions. Every group's arguments are pairs or single
+    /// members, so an even-sized split keeps pairs whole.
+    mutating func flushGroups() {
+        let removals = groups.filter { $0.op == "ZREM" || $0.op == "HDELIF" }
+        let additions = groups.filter { $0.op != "ZREM" && $0.op != "HDELIF" }
+        for g in removals + additions {
+            var start = 0
+            while start < g.args.count {
+                let end = min(g.args.count, start + Self.maxArguments)
+                add(g.op, g.suffix, Array(g.args[start..<end]))
+                start = end
+            }
+        }
+        groups = []
+        groupIndex = [:]
     }
 }
 

@@ -14,9 +14,6 @@ public struct PartitionStore: Sendable {
         self.streamMaxLen = streamMaxLen
     }
 
-    /// The apply script's source, for callers that pipeline it (the benchmark's raw baseline).
-    public static var applyScriptSource: String { ApplyScript.source }
-
     public func loadRun(_ id: String, _ redis: RedisConnection) throws -> Run? {
         try loadRuns([id], redis)[0]
     }
@@ -33,8 +30,8 @@ public struct PartitionStore: Sendable {
     /// Writes several change sets, each its own atomic script, in one pipeline, in order.
     public func applyMany(_ sets: [ChangeSet], epoch: String, _ redis: RedisConnection) throws -> [ApplyResult] {
         let replies = try redis.evalScriptPipelined(
-            ApplyScript.source,
-            calls: sets.map { ([keys.epoch], [$0.payload(epoch: epoch, maxlen: streamMaxLen)]) })
+            ApplyScript.body,
+            calls: sets.map { ([keys.epoch], $0.arguments(epoch: epoch, maxlen: streamMaxLen)) })
         return try replies.map(Self.result)
     }
 
@@ -42,7 +39,7 @@ public struct PartitionStore: Sendable {
     /// (see ``result(_:)``). `EVAL`, not `EVALSHA`: see `RedisConnection.evalScriptPipelined`.
     public func applyCommands(_ sets: [ChangeSet], epoch: String) -> [[String]] {
         RedisConnection.evalCommands(
-            ApplyScript.source, sets.map { ([keys.epoch], [$0.payload(epoch: epoch, maxlen: streamMaxLen)]) })
+            ApplyScript.body, sets.map { ([keys.epoch], $0.arguments(epoch: epoch, maxlen: streamMaxLen)) })
     }
 
     /// What an apply script's reply means.
@@ -62,16 +59,16 @@ public struct PartitionStore: Sendable {
         -> (ApplyResult, RESPValue)
     {
         guard let then else { return (try apply(set, epoch: epoch, redis), .null) }
-        let payload = set.payload(epoch: epoch, maxlen: streamMaxLen)
         let replies = try redis.evalScriptPipelined(
-            ApplyScript.source, calls: [([keys.epoch], [payload])], then: [then])
+            ApplyScript.body, calls: [([keys.epoch], set.arguments(epoch: epoch, maxlen: streamMaxLen))],
+            then: [then])
         return (try Self.result(replies[0]), replies[1])
     }
 
     /// Writes a change set with the apply script.
     public func apply(_ set: ChangeSet, epoch: String, _ redis: RedisConnection) throws -> ApplyResult {
         let reply = try redis.evalScript(
-            ApplyScript.source, keys: [keys.epoch], arguments: [set.payload(epoch: epoch, maxlen: streamMaxLen)])
+            ApplyScript.body, keys: [keys.epoch], arguments: set.arguments(epoch: epoch, maxlen: streamMaxLen))
         return try Self.result(reply)
     }
 

@@ -62,6 +62,11 @@ public final class PlanStore: Sendable {
         try redis.call(["HGET", keys.plan(planId), "latest"]).int
     }
 
+    /// A plan version if it is in the cache; never touches Redis.
+    public func cached(_ planId: String, version: Int) -> Plan? {
+        cache.withLock { $0["\(planId):\(version)"] }
+    }
+
     /// A plan version, parsed; nil when it does not exist.
     public func load(_ planId: String, version: Int, _ redis: RedisConnection) throws -> Plan? {
         let cacheKey = "\(planId):\(version)"

@@ -132,33 +132,33 @@ struct Bench: ParsableCommand {
     /// connections, pipelined like the engine's producers: the ceiling the engine's writes can reach.
     func rawBaseline(_ config: RedisConfiguration, count: Int) throws -> Double {
         let rawPrefix = "\(prefix)raw"
-        let keys = Keys(prefix: rawPrefix).partition(0)
         let setup = RedisConnection(configuration: config)
-        try setup.call(["SET", keys.epoch, "1"])
+        // One partition per connection, as the engine's owners write: each keeps its entries in order.
+        for p in 0..<producers { try setup.call(["SET", Keys(prefix: rawPrefix).partition(p).epoch, "1"]) }
         let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{}},{"id":"done","type":"end"}]}"#)!)
         let perConn = count / producers
-        let payloads: [[String]] = (0..<producers).map { p in
-            (0..<perConn).map { i in
+        let commands: [[[String]]] = (0..<producers).map { p in
+            let store = PartitionStore(partition: p, keys: Keys(prefix: rawPrefix), streamMaxLen: 1_000_000)
+            return (0..<perConn).map { i in
                 let entry = EntryID(ms: 1_700_000_000_000 + UInt64(p * perConn + i), seq: 0)
                 let context = ChangeContext(commandId: entry, requestId: entry.description, actor: nil, clock: 0)
                 let change = Transitions.start(
-                    runId: RunID.make(entry: entry, index: 0, partition: 0), plan: plan, version: 1,
+                    runId: RunID.make(entry: entry, index: 0, partition: p), plan: plan, version: 1,
                     contact: ["id": .string("r\(p)-\(i)")], contactId: "r\(p)-\(i)", variables: [:], startTick: nil,
                     context: context, signer: AuditSigner())
-                var set = ChangeSet(entry: nil)
+                var set = ChangeSet(entry: entry)
                 set.changes = [change]
                 set.dedupe = ("req:@\(entry)", "x\n{}", 3600)
-                return set.payload(epoch: "1", maxlen: 1_000_000)
+                return store.applyCommands([set], epoch: "1")[0]
             }
         }
-        let sha = try setup.call(["SCRIPT", "LOAD", PartitionStore.applyScriptSource]).string ?? ""
         let start = Date()
         DispatchQueue.concurrentPerform(iterations: producers) { p in
             let c = RedisConnection(configuration: config)
             var i = 0
             while i < perConn {
                 let n = min(window, perConn - i)
-                _ = try? c.pipeline((i..<(i + n)).map { ["EVALSHA", sha, "1", keys.epoch, payloads[p][$0]] })
+                _ = try? c.pipeline(Array(commands[p][i..<(i + n)]))
                 i += n
             }
         }

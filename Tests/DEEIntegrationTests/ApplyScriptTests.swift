@@ -1,0 +1,107 @@
+import DEECore
+import DEEStore
+import DEETestSupport
+import Foundation
+import Redis
+import Testing
+
+/// The apply script's write list (ChangeSet.arguments) against a real Redis, below the engine.
+@Suite("apply script")
+struct ApplyScriptTests {
+    struct Fixture {
+        let prefix: String
+        let redis: RedisConnection
+        let store: PartitionStore
+        let plan: Plan
+
+        init() throws {
+            prefix = TestRedis.uniquePrefix()
+            redis = RedisConnection(configuration: try RedisConfiguration(url: TestRedis.url()))
+            store = PartitionStore(partition: 0, keys: Keys(prefix: prefix), streamMaxLen: 10_000)
+            plan = try Plan.parse(
+                try #require(JSONValue.parse(
+                    #"{"id":"p","steps":[{"id":"a","type":"action","action":"send","params":{}},{"id":"w","type":"wait","ticks":5},{"id":"e","type":"end"}]}"#)))
+            try redis.call(["SET", store.keys.epoch, "1"])
+        }
+
+        func created(_ i: Int, entry: EntryID) -> RunChange {
+            let context = ChangeContext(commandId: entry, requestId: entry.description, actor: nil, clock: 0)
+            return Transitions.start(
+                runId: RunID.make(entry: entry, index: i, partition: 0), plan: plan, version: 1,
+                contact: ["id": .string("c\(i)")], contactId: "c\(i)", variables: [:], startTick: nil,
+                context: context, signer: AuditSigner())
+        }
+
+        func members(_ suffix: String) throws -> [String] {
+            (try redis.call(["ZRANGE", "\(store.keys.base):\(suffix)", "0", "-1"]).array ?? []).compactMap(\.string)
+        }
+
+        func cleanUp() {
+            _ = try? redis.unlinkKeys(matching: "\(prefix):*")
+            redis.close()
+        }
+    }
+
+    /// A run created and stepped in the same set is indexed once, where it ends.
+    @Test func aRunChangedTwiceInOneSetIsIndexedWhereItEnds() throws {
+        let f = try Fixture()
+        defer { f.cleanUp() }
+        let entry = EntryID(ms: 1_800_000_000_000, seq: 0)
+        let first = f.created(0, entry: entry)
+        let context = ChangeContext(commandId: entry, requestId: "r", actor: nil, clock: 1)
+        let tick1 = try #require(Stepper.tick(run: first.run, plan: f.plan, context: context, signer: AuditSigner()))
+        let context2 = ChangeContext(commandId: entry, requestId: "r", actor: nil, clock: 2)
+        let tick2 = try #require(Stepper.tick(run: tick1.run, plan: f.plan, context: context2, signer: AuditSigner()))
+        #expect(tick2.run.status == .waiting)
+        var set = ChangeSet(entry: entry)
+        set.changes = [first, tick1, tick2]
+        #expect(try f.store.apply(set, epoch: "1", f.redis) == .ok)
+        let id = first.run.id
+        #expect(try f.members("idx:status:waiting") == [id])
+        #expect(try f.members("idx:status:active") == [])
+        #expect(try f.members("idx:ps:p:waiting") == [id])
+        #expect(try f.members("idx:contact:c0") == [id])
+        #expect(try f.redis.call(["ZSCORE", f.store.keys.due, id]).string == String(tick2.run.due ?? -1))
+        #expect(try f.redis.call(["HGET", f.store.keys.enroll, "p:c0"]).string == id)
+        let loaded = try #require(try f.store.loadRun(id, f.redis))
+        #expect(loaded == tick2.run)
+        #expect(try f.redis.call(["LLEN", f.store.keys.audit(id)]).int == 3)
+        #expect(try f.redis.call(["GET", f.store.keys.applied]).string == entry.description)
+    }
+
+    /// Grouped index writes longer than Lua's unpack limit are split, and every run lands.
+    @Test func aLargeSetIsWrittenWhole() throws {
+        let f = try Fixture()
+        defer { f.cleanUp() }
+        let entry = EntryID(ms: 1_800_000_000_000, seq: 1)
+        var set = ChangeSet(entry: entry)
+        set.changes = (0..<2_500).map { f.created($0, entry: entry) }
+        #expect(try f.store.apply(set, epoch: "1", f.redis) == .ok)
+        #expect(try f.redis.call(["ZCARD", "\(f.store.keys.base):idx:status:active"]).int == 2_500)
+        #expect(try f.redis.call(["ZCARD", f.store.keys.due]).int == 2_500)
+        #expect(try f.redis.call(["HLEN", f.store.keys.enroll]).int == 2_500)
+        #expect(try f.redis.call(["XLEN", f.store.keys.events]).int == 2_500)
+    }
+
+    /// A malformed write list is refused before its first write, and a stale epoch or entry writes nothing.
+    @Test func malformedFencedOrAppliedWritesNothing() throws {
+        let f = try Fixture()
+        defer { f.cleanUp() }
+        let entry = EntryID(ms: 1_800_000_000_000, seq: 2)
+        var set = ChangeSet(entry: entry)
+        set.changes = [f.created(0, entry: entry)]
+        let good = set.arguments(epoch: "1", maxlen: 100)
+        let script = try #require(f.store.applyCommands([set], epoch: "1").first?[1])
+        for bad in [good + ["FLUSHALL", "x", "1", "y"], good + ["HSET", "x", "5", "a"], good + ["HSET", "x", "0"]] {
+            #expect {
+                try f.redis.call(["EVAL", script, "1", f.store.keys.epoch] + bad)
+            } throws: { "\($0)".contains("BADWRITE") }
+        }
+        #expect(try f.redis.call(["EXISTS", f.store.keys.run(set.changes[0].run.id), f.store.keys.applied]).int == 0)
+        #expect(try f.store.apply(set, epoch: "2", f.redis) == .fenced)
+        #expect(try f.redis.call(["EXISTS", f.store.keys.run(set.changes[0].run.id)]).int == 0)
+        #expect(try f.store.apply(set, epoch: "1", f.redis) == .ok)
+        #expect(try f.store.apply(set, epoch: "1", f.redis) == .alreadyApplied)
+        #expect(try f.redis.call(["XLEN", f.store.keys.events]).int == 1)
+    }
+}
