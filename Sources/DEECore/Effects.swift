@@ -213,18 +213,43 @@ public struct RunChange: Sendable, Equatable {
     }
 
     /// The stored fields to write (set) and to remove (deleted): all of them for a new run, else the changes.
+    /// Fields are compared as typed values and printed only when they changed (printing the variables and the
+    /// contact of both versions of every run was a tenth of a tick's engine time).
     public var fieldChanges: (set: [(String, String)], deleted: [String]) {
+        guard let old = before else {
+            return (run.storedFields.compactMap { field, value in value.map { (field, $0) } }, [])
+        }
+        let r = run
         var set: [(String, String)] = []
         var deleted: [String] = []
-        let old = before.map { Dictionary($0.storedFields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a }) }
-        for (field, value) in run.storedFields {
-            if let old, old[field] == value { continue }
-            if let value {
-                set.append((field, value))
-            } else if old != nil {
-                deleted.append(field)
-            }
+        func diff(_ field: String, _ changed: Bool, _ value: @autoclosure () -> String?) {
+            guard changed else { return }
+            if let v = value() { set.append((field, v)) } else { deleted.append(field) }
         }
+        // The fields of Run.storedFields, in its order (RunTests checks the two agree).
+        diff("id", r.id != old.id, r.id)
+        diff("planId", r.planId != old.planId, r.planId)
+        diff("planVersion", r.planVersion != old.planVersion, String(r.planVersion))
+        diff("contactId", r.contactId != old.contactId, r.contactId)
+        diff("status", r.status != old.status, r.status.rawValue)
+        diff("currentStep", r.currentStep != old.currentStep, r.currentStep)
+        diff("stepsCompleted", r.stepsCompleted != old.stepsCompleted, String(r.stepsCompleted))
+        diff("stepsRemaining", r.stepsRemaining != old.stepsRemaining, String(r.stepsRemaining))
+        diff("startTick", r.startTick != old.startTick, String(r.startTick))
+        diff("currentTick", r.currentTick != old.currentTick, String(r.currentTick))
+        diff("startedAt", r.startedAt != old.startedAt, String(r.startedAt))
+        diff("completedAt", r.completedAt != old.completedAt, r.completedAt.map { String($0) })
+        diff("outcome", r.outcome != old.outcome, r.outcome)
+        diff("variables", r.variables != old.variables, JSONValue.object(r.variables).canonical)
+        diff("error", r.error != old.error, r.error)
+        diff("contact", r.contact != old.contact, JSONValue.object(r.contact).canonical)
+        diff("pausedFrom", r.pausedFrom != old.pausedFrom, r.pausedFrom?.rawValue)
+        diff("due", r.due != old.due, r.due.map { String($0) })
+        diff("attempt", r.attempt != old.attempt, r.attempt == 0 ? nil : String(r.attempt))
+        diff("awaitKey", r.awaitKey != old.awaitKey, r.awaitKey)
+        diff("deferred", r.deferred != old.deferred, r.deferred.isEmpty ? nil : JSONValue.array(r.deferred).canonical)
+        diff("auditHead", r.auditHead != old.auditHead, r.auditHead)
+        diff("auditCount", r.auditCount != old.auditCount, String(r.auditCount))
         return (set, deleted)
     }
 }

@@ -160,3 +160,44 @@ struct RunTests {
         #expect(DEEError(json: "x") == nil)
     }
 }
+
+@Suite("Template")
+struct TemplateTests {
+    let contact: [String: JSONValue] = ["id": "c1", "email": "a@b.c", "n": .int(3), "o": ["k": "v"]]
+    let variables: [String: JSONValue] = ["plan": "gold", "ü": "x"]
+
+    func fill(_ s: String) -> Result<JSONValue, Template.Missing> {
+        Result { () throws(Template.Missing) in
+            try Template.fill(.string(s), contact: contact, variables: variables, path: "params.x")
+        }
+    }
+
+    /// The ASCII fast path and the general path follow the same rules; the non-ASCII rows take the general one.
+    @Test func placeholdersAreFilled() throws {
+        let cases: [(String, JSONValue)] = [
+            ("plain", "plain"),
+            ("{{contact.email}}", "a@b.c"),
+            (" \t{{ contact.n }} ", .int(3)),
+            ("{{contact.o}}", ["k": "v"]),
+            ("n={{contact.n}}!", "n=3!"),
+            ("{{contact.id}}/{{vars.plan}}", "c1/gold"),
+            ("open {{contact.id", "open {{contact.id"),
+            ("{{contact.id}} and {{", "c1 and {{"),
+            ("é {{contact.email}}", "é a@b.c"),
+            ("  {{ vars.plan }}  é", "  gold  é"),
+        ]
+        for (template, expected) in cases {
+            #expect(try fill(template).get() == expected, "\(template)")
+        }
+    }
+
+    @Test func aMissingValueIsAnError() {
+        for template in ["{{contact.nope}}", "x {{vars.none}} y", "{{}}", "{{contact}}", "é {{contact.nope}}"] {
+            guard case .failure(let e) = fill(template) else {
+                Issue.record("\(template) filled")
+                continue
+            }
+            #expect(e.message.hasPrefix("params.x: {{"), "\(e.message)")
+        }
+    }
+}

@@ -42,6 +42,7 @@ struct StepperPropertyTests {
         var events: [RunEvent] = []
         var actions: [ActionRequest] = []
         var audit: [AuditEntry] = []
+        var changes: [RunChange] = []
     }
 
     /// Drives one run with inputs drawn from `seed`; returns every intermediate run and effect.
@@ -65,6 +66,7 @@ struct StepperPropertyTests {
             trace.events += c.events
             trace.actions += c.actions
             trace.audit += c.audit
+            trace.changes.append(c)
         }
         record(change)
         var run = change.run
@@ -105,6 +107,26 @@ struct StepperPropertyTests {
             }
         }
         return trace
+    }
+
+    /// `fieldChanges` compares typed values; it must write exactly what a diff of the stored strings writes.
+    @Test func fieldChangesAgreeWithADiffOfTheStoredFields() {
+        var rng = SplitMix64(seed: 11)
+        for i in 0..<150 {
+            let plan = Self.randomPlan(&rng)
+            for change in Self.drive(plan: plan, seed: UInt64(i)).changes {
+                var set: [(String, String)] = []
+                var deleted: [String] = []
+                let old = change.before.map { Dictionary($0.storedFields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a }) }
+                for (field, value) in change.run.storedFields {
+                    if let old, old[field] == value { continue }
+                    if let value { set.append((field, value)) } else if old != nil { deleted.append(field) }
+                }
+                let got = change.fieldChanges
+                #expect(got.set.map { "\($0.0)=\($0.1)" } == set.map { "\($0.0)=\($0.1)" })
+                #expect(got.deleted == deleted)
+            }
+        }
     }
 
     @Test func sameInputsGiveTheSameRunsAndEffects() {
