@@ -315,8 +315,8 @@ public enum Template {
     static func fillString(
         _ s: String, contact: [String: JSONValue], variables: [String: JSONValue], path: String
     ) throws(Missing) -> JSONValue {
-        guard s.contains("{{") else { return .string(s) }
         if s.utf8.allSatisfy({ $0 < 0x80 }) { return try fillASCII(s, contact: contact, variables: variables, path: path) }
+        guard s.contains("{{") else { return .string(s) }
         let trimmed = s.trimmingCharacters(in: .whitespaces)
         if trimmed.hasPrefix("{{"), trimmed.hasSuffix("}}"), trimmed.dropFirst(2).dropLast(2).range(of: "{{") == nil {
             let name = String(trimmed.dropFirst(2).dropLast(2)).trimmingCharacters(in: .whitespaces)
@@ -355,6 +355,7 @@ extension Template {
     ) throws(Missing) -> JSONValue {
         let b = Array(s.utf8)
         let open = UInt8(ascii: "{"), close = UInt8(ascii: "}")
+        guard b.contains(open) else { return .string(s) }
         func isSpace(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 }
         func find(_ c: UInt8, from: Int, to end: Int) -> Int? {
             var i = from

@@ -88,10 +88,7 @@ public final class RedisConnection: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         let ctx = try connectedContext()
-        for command in commands {
-            let status = withArgv(command) { argc, argv, lengths in redisAppendCommandArgv(ctx, argc, argv, lengths) }
-            if status != REDIS_OK { throw ioFailure(ctx) }
-        }
+        try append(commands, ctx)
         var done: Int32 = 0
         while done == 0 {
             if redisBufferWrite(ctx, &done) != REDIS_OK { throw ioFailure(ctx) }
@@ -146,14 +143,7 @@ public final class RedisConnection: @unchecked Sendable {
 
     private func pipelineLocked(_ commands: [[String]]) throws(RedisError) -> [RESPValue] {
         let ctx = try connectedContext()
-        for command in commands {
-            let status = withArgv(command) { argc, argv, lengths in
-                redisAppendCommandArgv(ctx, argc, argv, lengths)
-            }
-            if status != REDIS_OK {
-                throw ioFailure(ctx)
-            }
-        }
+        try append(commands, ctx)
         var replies: [RESPValue] = []
         replies.reserveCapacity(commands.count)
         for _ in commands {
@@ -268,35 +258,43 @@ public final class RedisConnection: @unchecked Sendable {
         }
     }
 
-    /// Lays the arguments out in one buffer and hands hiredis pointers and lengths (binary safe, no format
-    /// strings).
-    private func withArgv<R>(
-        _ arguments: [String],
-        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
-    ) -> R {
-        var bytes: [UInt8] = []
-        var lengths: [Int] = []
-        lengths.reserveCapacity(arguments.count)
-        for argument in arguments {
-            let utf8 = argument.utf8
-            lengths.append(utf8.count)
-            bytes.append(contentsOf: utf8)
+    /// Writes the commands into hiredis's output buffer, already in RESP: one buffer for the whole pipeline,
+    /// handed over in one call (hiredis formatting each argument with sdscatfmt was 6% of the engine's CPU).
+    private func append(_ commands: [[String]], _ ctx: UnsafeMutablePointer<redisContext>) throws(RedisError) {
+        if commands.isEmpty { return }
+        let bytes = Self.resp(commands)
+        let status = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(ctx, $0.baseAddress, $0.count) }
         }
-        bytes.append(0)
-        return bytes.withUnsafeBufferPointer { buffer in
-            let base = UnsafeRawPointer(buffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-            var pointers: [UnsafePointer<CChar>?] = []
-            pointers.reserveCapacity(arguments.count)
-            var offset = 0
-            for length in lengths {
-                pointers.append(base + offset)
-                offset += length
-            }
-            return pointers.withUnsafeMutableBufferPointer { argv in
-                lengths.withUnsafeBufferPointer { lens in
-                    body(Int32(arguments.count), argv.baseAddress!, lens.baseAddress!)
-                }
+        if status != REDIS_OK { throw ioFailure(ctx) }
+    }
+
+    /// The RESP encoding of commands: an array of bulk strings each (binary safe).
+    static func resp(_ commands: [[String]]) -> [UInt8] {
+        var size = 0
+        for command in commands {
+            size += 16
+            for argument in command { size += argument.utf8.count + 16 }
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(size)
+        // Small integers print into an inline (not heap) String.
+        func number(_ n: Int) { out.append(contentsOf: String(n).utf8) }
+        for command in commands {
+            out.append(UInt8(ascii: "*"))
+            number(command.count)
+            out.append(13)
+            out.append(10)
+            for argument in command {
+                out.append(UInt8(ascii: "$"))
+                number(argument.utf8.count)
+                out.append(13)
+                out.append(10)
+                out.append(contentsOf: argument.utf8)
+                out.append(13)
+                out.append(10)
             }
         }
+        return out
     }
 }
