@@ -15,7 +15,24 @@ public struct ChangeSet: Sendable {
     /// Seconds a terminal run's audit list is kept (nil: no expiry).
     public var auditRetention: Int?
 
+    /// The last entry this set completes when it completes several consecutive commands (see `init(group:)`).
+    public var through: EntryID?
+    /// The stored results of the commands of a grouped set.
+    public var groupedResults: [(key: String, value: String, ttl: Int)] = []
+
     public init(entry: EntryID?) { self.entry = entry }
+
+    /// One set for consecutive single-partition commands (entries in order, no batched command): one script
+    /// checks the first entry against the watermark, moves it to the last, and writes every command's changes
+    /// and stored result. All of them or none are applied.
+    public init(group sets: [ChangeSet]) {
+        self.init(entry: sets.first?.entry)
+        through = sets.last?.entry
+        changes = sets.flatMap(\.changes)
+        planCopy = sets.lazy.compactMap(\.planCopy).first
+        auditRetention = sets.first?.auditRetention
+        groupedResults = sets.compactMap(\.dedupe)
+    }
 
     public var isEmpty: Bool { changes.isEmpty }
 
@@ -25,7 +42,7 @@ public struct ChangeSet: Sendable {
     public func arguments(epoch: String, maxlen: Int) -> [String] {
         var w = WriteList()
         w.argv += [
-            epoch, entry?.description ?? "", batch?.key ?? "", batch.map { String($0.n) } ?? "", batch?.state ?? "",
+            epoch, entry?.description ?? "", (through ?? entry)?.description ?? "", batch?.key ?? "", batch.map { String($0.n) } ?? "", batch?.state ?? "",
             String(maxlen),
         ]
         // Each run once: where it was before the set, where it is after.
@@ -95,6 +112,7 @@ public struct ChangeSet: Sendable {
         if let share { w.add("SET", share.key, [share.value, "EX", String(share.ttl)]) }
         // The stored result is written only with the entry that completes the command.
         if entry != nil, let dedupe { w.add("SET", dedupe.key, [dedupe.value, "EX", String(dedupe.ttl)]) }
+        for r in groupedResults { w.add("SET", r.key, [r.value, "EX", String(r.ttl)]) }
         return w.argv
     }
 }

@@ -137,9 +137,11 @@ struct Bench: ParsableCommand {
         for p in 0..<producers { try setup.call(["SET", Keys(prefix: rawPrefix).partition(p).epoch, "1"]) }
         let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{}},{"id":"done","type":"end"}]}"#)!)
         let perConn = count / producers
+        // The engine writes consecutive executes of a partition 64 to a script (ChangeSet(group:)); so does this.
+        let group = 64
         let commands: [[[String]]] = (0..<producers).map { p in
             let store = PartitionStore(partition: p, keys: Keys(prefix: rawPrefix), streamMaxLen: 1_000_000)
-            return (0..<perConn).map { i in
+            let sets = (0..<perConn).map { i in
                 let entry = EntryID(ms: 1_700_000_000_000 + UInt64(p * perConn + i), seq: 0)
                 let context = ChangeContext(commandId: entry, requestId: entry.description, actor: nil, clock: 0)
                 let change = Transitions.start(
@@ -149,15 +151,20 @@ struct Bench: ParsableCommand {
                 var set = ChangeSet(entry: entry)
                 set.changes = [change]
                 set.dedupe = ("req:@\(entry)", "x\n{}", 3600)
-                return store.applyCommands([set], epoch: "1")[0]
+                return set
+            }
+            return stride(from: 0, to: sets.count, by: group).map { g in
+                store.applyCommands([ChangeSet(group: Array(sets[g..<min(g + group, sets.count)]))], epoch: "1")[0]
             }
         }
         let start = Date()
         DispatchQueue.concurrentPerform(iterations: producers) { p in
             let c = RedisConnection(configuration: config)
             var i = 0
-            while i < perConn {
-                let n = min(window, perConn - i)
+            // As many scripts in flight as the producers' window holds commands.
+            let scripts = max(1, window / group)
+            while i < commands[p].count {
+                let n = min(scripts, commands[p].count - i)
                 _ = try? c.pipeline(Array(commands[p][i..<(i + n)]))
                 i += n
             }

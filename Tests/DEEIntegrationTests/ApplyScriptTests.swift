@@ -104,4 +104,30 @@ struct ApplyScriptTests {
         #expect(try f.store.apply(set, epoch: "1", f.redis) == .alreadyApplied)
         #expect(try f.redis.call(["XLEN", f.store.keys.events]).int == 1)
     }
+
+    /// Consecutive commands in one script: all applied (watermark at the last, every stored result written) or,
+    /// when the first was applied already, none.
+    @Test func aGroupIsAppliedWholeOrNotAtAll() throws {
+        let f = try Fixture()
+        defer { f.cleanUp() }
+        let entries = (0..<3).map { EntryID(ms: 1_800_000_000_100 + UInt64($0), seq: 0) }
+        let sets = entries.enumerated().map { i, entry in
+            var set = ChangeSet(entry: entry)
+            set.changes = [f.created(i, entry: entry)]
+            set.dedupe = ("req:@\(entry)", "stored \(i)", 600)
+            return set
+        }
+        // The first entry alone, then the group of all three: refused whole.
+        #expect(try f.store.apply(sets[0], epoch: "1", f.redis) == .ok)
+        #expect(try f.store.apply(ChangeSet(group: sets), epoch: "1", f.redis) == .alreadyApplied)
+        #expect(try f.redis.call(["ZCARD", "\(f.store.keys.base):idx:status:active"]).int == 1)
+        #expect(try f.redis.call(["GET", f.store.keys.applied]).string == entries[0].description)
+        // The other two as a group: both written, the watermark at the last.
+        #expect(try f.store.apply(ChangeSet(group: Array(sets[1...])), epoch: "1", f.redis) == .ok)
+        #expect(try f.redis.call(["ZCARD", "\(f.store.keys.base):idx:status:active"]).int == 3)
+        #expect(try f.redis.call(["GET", f.store.keys.applied]).string == entries[2].description)
+        for (i, entry) in entries.enumerated() {
+            #expect(try f.redis.call(["GET", f.store.keys.request("@\(entry)")]).string == "stored \(i)")
+        }
+    }
 }

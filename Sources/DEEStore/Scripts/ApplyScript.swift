@@ -11,21 +11,23 @@ enum ApplyScript {
 -- KEYS[1]  <prefix>:{p}:epoch. Every other key is <prefix>:{p}:<suffix>, derived from KEYS[1], so it is in
 --          the same Redis Cluster slot.
 -- ARGV[1]  the writer's fencing epoch; refused (FENCED) when the partition's epoch differs
--- ARGV[2]  the inbox entry id this change completes, or "" for a batch of a longer command; refused (APPLIED)
---          when the partition's applied-entry watermark is at or past it; else the watermark moves to it
--- ARGV[3]  the key suffix of a batched command's progress hash, or ""
--- ARGV[4]  the batch number; refused (APPLIED) when batch n was applied already
--- ARGV[5]  the batch's state (JSON), stored with n while the command is unfinished
--- ARGV[6]  approximate MAXLEN of streams written with XADD
--- ARGV[7…] writes, each: command, key suffix, argument count c, then c arguments. Commands: HSET, HDEL, ZADD,
---          ZREM, RPUSH, SET, EXPIRE, XADD (written as XADD key MAXLEN ~ ARGV[6] * fields), HDELIF (pairs of
+-- ARGV[2]  the (first) inbox entry id this change completes, or "" for a batch of a longer command; refused
+--          (APPLIED) when the partition's applied-entry watermark is at or past it
+-- ARGV[3]  the last entry id it completes (the same, or the last of consecutive commands written together):
+--          the watermark moves to it
+-- ARGV[4]  the key suffix of a batched command's progress hash, or ""
+-- ARGV[5]  the batch number; refused (APPLIED) when batch n was applied already
+-- ARGV[6]  the batch's state (JSON), stored with n while the command is unfinished
+-- ARGV[7]  approximate MAXLEN of streams written with XADD
+-- ARGV[8…] writes, each: command, key suffix, argument count c, then c arguments. Commands: HSET, HDEL, ZADD,
+--          ZREM, RPUSH, SET, EXPIRE, XADD (written as XADD key MAXLEN ~ ARGV[7] * fields), HDELIF (pairs of
 --          field, value: the field is deleted only while it holds that value).
 -- Returns "OK", or an error reply: FENCED, APPLIED (nothing written), BADWRITE (malformed list, nothing written).
 local base = string.sub(KEYS[1], 1, -7)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED')
 end
-local entry, bkey = ARGV[2], ARGV[3]
+local entry, through, bkey = ARGV[2], ARGV[3], ARGV[4]
 if entry ~= '' then
   local applied = redis.call('GET', base .. ':applied')
   if applied then
@@ -37,12 +39,12 @@ if entry ~= '' then
     end
   end
 end
-if bkey ~= '' and tonumber(ARGV[4]) <= tonumber(redis.call('HGET', base .. ':' .. bkey, 'n') or '0') then
+if bkey ~= '' and tonumber(ARGV[5]) <= tonumber(redis.call('HGET', base .. ':' .. bkey, 'n') or '0') then
   return redis.error_reply('APPLIED')
 end
 -- The whole list is checked before the first write, so a malformed one writes nothing.
 local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, HDELIF = 1}
-local n, i = #ARGV, 7
+local n, i = #ARGV, 8
 while i <= n do
   local c = tonumber(ARGV[i + 2])
   if not known[ARGV[i]] or not c or c < 1 or i + 2 + c > n then
@@ -50,8 +52,8 @@ while i <= n do
   end
   i = i + 3 + c
 end
-local maxlen = ARGV[6]
-i = 7
+local maxlen = ARGV[7]
+i = 8
 while i <= n do
   local op, key, last = ARGV[i], base .. ':' .. ARGV[i + 1], i + 2 + tonumber(ARGV[i + 2])
   if op == 'XADD' then
@@ -68,10 +70,10 @@ while i <= n do
   i = last + 1
 end
 if entry ~= '' then
-  redis.call('SET', base .. ':applied', entry)
+  redis.call('SET', base .. ':applied', through)
   if bkey ~= '' then redis.call('DEL', base .. ':' .. bkey) end
 elseif bkey ~= '' then
-  redis.call('HSET', base .. ':' .. bkey, 'n', ARGV[4], 'state', ARGV[5])
+  redis.call('HSET', base .. ':' .. bkey, 'n', ARGV[5], 'state', ARGV[6])
   redis.call('EXPIRE', base .. ':' .. bkey, 604800)
 end
 return 'OK'
