@@ -290,7 +290,10 @@ public final class RedisConnection: @unchecked Sendable {
                 number(argument.utf8.count)
                 out.append(13)
                 out.append(10)
-                out.append(contentsOf: argument.utf8)
+                // Native strings hand over their UTF-8 bytes in one copy; others are copied byte by byte.
+                if argument.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
+                    out.append(contentsOf: argument.utf8)
+                }
                 out.append(13)
                 out.append(10)
             }
