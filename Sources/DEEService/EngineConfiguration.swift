@@ -34,6 +34,9 @@ public struct EngineConfiguration: Sendable {
     /// Runs changed by one apply script at most (a tick batch, a bulk cancel batch, a slice of a bulkExecute
     /// batch). About 30 µs of Redis time per run: 100 keeps every script to a few milliseconds (SPEC 9).
     public var maxRunsPerScript = 100
+    /// A listRuns over several partitions from this offset on seeks its page by run-id bounds (about 20 round
+    /// trips) instead of merging every partition's first offset+limit ids.
+    public var seekOffset = 1000
     /// Runs stepped per tick batch script.
     public var tickBatchSize = 100
     /// Tick batches read from the due schedule at once: while Redis runs one batch's script, the owner reads and

@@ -54,13 +54,17 @@ struct PartitionReads: Sendable {
         var total = 0
         var ids: [String] = []
         let single = parts.count == 1
-        for p in parts {
-            let q = try store(p).query(filter, offset: single ? offset : 0, count: single ? limit : offset + limit, redis)
-            total += q.total
-            ids += q.ids
-        }
-        if !single {
-            ids = Array(ids.sorted(by: >).dropFirst(offset).prefix(limit))
+        if !single && offset >= config.seekOffset && filter.contactId == nil {
+            (total, ids) = try seek(filter, limit: limit, offset: offset, parts: parts, redis)
+        } else {
+            for p in parts {
+                let q = try store(p).query(filter, offset: single ? offset : 0, count: single ? limit : offset + limit, redis)
+                total += q.total
+                ids += q.ids
+            }
+            if !single {
+                ids = Array(ids.sorted(by: >).dropFirst(offset).prefix(limit))
+            }
         }
         let byPartition = Dictionary(grouping: ids, by: { RunID.partition(of: $0) ?? 0 })
         var loaded: [String: Run] = [:]
@@ -68,6 +72,58 @@ struct PartitionReads: Sendable {
             for run in try store(p).loadRuns(group, redis) { if let run { loaded[run.id] = run } }
         }
         return .ok(["runs": .array(ids.compactMap { loaded[$0]?.wire }), "total": .int(total)])
+    }
+
+    /// A page deep in the merge of several partitions, without reading the runs before it. The run at the
+    /// offset is the one with exactly `offset` matching runs above it (ids are unique and sort in startedAt
+    /// order): its id is found digit group by digit group, first its millisecond, then the rest, each by a
+    /// 16-way search in which every round asks each partition, in one pipeline, how many matching runs lie
+    /// above 15 bounds (the seek script). Then each partition answers its first `limit` ids from there, merged.
+    /// About 20 round trips, whatever the offset; the merge of the first offset+limit ids of every partition
+    /// it replaces cost 0.3-0.5 s at offset 100,000 over 4 partitions.
+    func seek(_ filter: RunFilter, limit: Int, offset: Int, parts: [Int], _ redis: RedisConnection) throws
+        -> (total: Int, ids: [String])
+    {
+        func counts(_ bounds: [String]) throws -> [Int] {
+            let replies = try redis.evalScriptPipelined(
+                PartitionStore.seekScript, calls: parts.map { store($0).seekCall(filter, page: nil, bounds: bounds) })
+            var sums = Array(repeating: 0, count: bounds.count)
+            for reply in replies {
+                if case .error(let e) = reply { throw RedisError(.server, "seek script: \(e)") }
+                for (i, c) in (reply.array ?? []).enumerated() where i < sums.count { sums[i] += c.int ?? 0 }
+            }
+            return sums
+        }
+        /// The smallest n in (lo, hi] with at most `offset` runs above bound(n); runs above bound(lo) are more.
+        func search(_ lo: Int, _ hi: Int, _ bound: (Int) -> String) throws -> Int {
+            var lo = lo, hi = hi
+            while hi - lo > 1 {
+                let span = hi - lo
+                let points = span <= 16 ? Array((lo + 1)..<hi) : (1...15).map { lo + span / 16 * $0 }
+                for (n, c) in zip(points, try counts(points.map(bound))) {
+                    if c > offset { lo = max(lo, n) } else { hi = min(hi, n) }
+                }
+            }
+            return hi
+        }
+        func pad(_ n: Int, _ width: Int) -> String {
+            let s = String(n)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        let total = try counts([""])[0]
+        guard offset < total else { return (total, []) }
+        // The millisecond of the run at the offset, then its entry sequence and index within the command.
+        let ms = try search(-1, 9_999_999_999_999) { pad($0, 13) + "-~" }
+        let rest = try search(-1, 99_999_999_999) { pad(ms, 13) + "-" + pad($0 / 100_000, 6) + "-" + pad($0 % 100_000, 5) + "-~" }
+        let bound = pad(ms, 13) + "-" + pad(rest / 100_000, 6) + "-" + pad(rest % 100_000, 5) + "-~"
+        let replies = try redis.evalScriptPipelined(
+            PartitionStore.seekScript, calls: parts.map { store($0).seekCall(filter, page: limit, bounds: [bound]) })
+        var ids: [String] = []
+        for reply in replies {
+            if case .error(let e) = reply { throw RedisError(.server, "seek script: \(e)") }
+            ids += (reply.array ?? []).compactMap(\.string)
+        }
+        return (total, Array(ids.sorted(by: >).prefix(limit)))
     }
 
     func stats(_ redis: RedisConnection, partitions: [Int]? = nil) throws -> Outcome {

@@ -92,6 +92,22 @@ public struct PartitionStore: Sendable {
         return (total, items.dropFirst().compactMap(\.string))
     }
 
+    /// The seek script's source (Scripts/SeekScript.swift), for callers that pipeline it over partitions.
+    public static var seekScript: String { SeekScript.source }
+
+    /// A seek script call: for each bound, how many matching runs have an id above it ("count"), or up to
+    /// `size` matching ids below the one bound, highest first ("page"). Contact filters are not seekable.
+    public func seekCall(_ filter: RunFilter, page size: Int?, bounds: [String]) -> (keys: [String], arguments: [String]) {
+        (
+            [keys.status(.pending)],
+            [
+                (filter.statuses ?? []).map(\.rawValue).joined(separator: ","), filter.planId ?? "",
+                filter.startedAfter.map { String($0) } ?? "-inf", filter.startedBefore.map { "(" + String($0) } ?? "+inf",
+                size == nil ? "count" : "page", String(size ?? 0),
+            ] + bounds
+        )
+    }
+
     public func clock(_ redis: RedisConnection) throws -> Int {
         try redis.call(["GET", keys.clock]).int ?? 0
     }

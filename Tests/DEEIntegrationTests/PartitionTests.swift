@@ -1,6 +1,7 @@
 import DEEClient
 import DEECore
 import Foundation
+import DEEService
 import Redis
 import Testing
 
@@ -72,6 +73,43 @@ import Testing
                 let page = try client.call("listRuns", ["limit": String(limit), "offset": String(offset)])
                 #expect(page.total == 20)
                 #expect(page.runIds == Array(sorted.dropFirst(offset).prefix(limit)), "offset \(offset) limit \(limit)")
+            }
+        }
+    }
+
+    /// Deep pages over several partitions are sought by run-id bounds (seekOffset 1 here: every offset > 0);
+    /// they must equal slices of the merged list, with every filter, through a bulk command's runs that share
+    /// one millisecond and executes that do not.
+    @Test func deepPagesAcrossPartitionsAreSlicesOfTheMergedList() async throws {
+        try await TestEngine.with(partitions: 4, configure: { $0.seekOffset = 1 }) { client, _ in
+            try client.register(simplePlan("pa"))
+            try client.register(simplePlan("pb"))
+            let bulk = (0..<45).map { contact("bulk\($0)") }.joined(separator: ",")
+            #expect(try client.call("bulkExecute", ["planId": "pa", "contacts": "[\(bulk)]", "batchSize": "7"]).ok)
+            var executed: [String] = []
+            for i in 0..<14 { executed.append(try client.run(i % 2 == 0 ? "pa" : "pb", "single\(i)")) }
+            for id in executed.prefix(4) { #expect(try client.call("pauseRun", ["runId": id]).ok) }
+            let all = try client.call("listRuns", ["limit": "1000"])
+            let times = all.runs.compactMap { $0["startedAt"] as? String }
+            let middle = times[times.count / 2]
+            let filters: [[String: String]] = [
+                [:], ["status": "active"], ["planId": "pa"], ["planId": "pb", "status": "paused"],
+                ["status": #"["active","paused"]"#], ["startedBefore": middle], ["startedAfter": middle, "planId": "pb"],
+            ]
+            for filter in filters {
+                let whole = try client.call("listRuns", filter.merging(["limit": "1000"]) { a, _ in a })
+                #expect(whole.ok, "\(whole.fields)")
+                let n = try #require(whole.total)
+                for offset in [1, 2, 5, 13, 30, 44, 45, 46, n - 1, n, n + 3] where offset > 0 {
+                    for limit in [1, 4, 10] {
+                        let page = try client.call(
+                            "listRuns", filter.merging(["limit": String(limit), "offset": String(offset)]) { a, _ in a })
+                        #expect(page.total == n, "\(filter) offset \(offset)")
+                        #expect(
+                            page.runIds == Array(whole.runIds.dropFirst(offset).prefix(limit)),
+                            "\(filter) offset \(offset) limit \(limit)")
+                    }
+                }
             }
         }
     }

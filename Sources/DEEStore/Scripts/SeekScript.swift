@@ -1,0 +1,83 @@
+/// Counts and pages of one partition's runs by run-id bound: what a `listRuns` page deep inside a merge of
+/// several partitions needs, without walking the runs before it.
+enum SeekScript {
+    static let source = #"""
+-- seek.lua: counts and pages of one partition's matching runs by run-id bound.
+-- KEYS[1]  <prefix>:{p}:idx:status:pending. Every index key is derived from its prefix (same slot).
+-- ARGV[1]  statuses, comma-separated, or "" (all)      ARGV[2]  planId or ""
+-- ARGV[3]  min score ("-inf", "ms" or "(ms")            ARGV[4]  max score ("+inf", "ms" or "(ms")
+-- ARGV[5]  "count": for each bound ARGV[7…], how many matching runs have an id above it
+--          "page":  up to ARGV[6] matching run ids below the bound ARGV[7], highest first
+-- ARGV[6]  the page size (page mode)
+-- A bound is "" (below every id) or a string that is no run id: a run id prefix followed by "-~" sorts
+-- above every id that starts with the prefix. Run ids sort in startedAt order (their first 13 characters
+-- are the startedAt ms, the indexes' score), so the ids above a bound are a prefix of each index read
+-- newest first: found with ZCOUNT and a binary search by rank among the ids of the bound's millisecond.
+-- Cost per index and bound: O(log N) ZCOUNTs, and O(log N) rank reads per halving of that millisecond's ids.
+-- Returns a list of counts (count mode) or of ids (page mode).
+local base = string.sub(KEYS[1], 1, -(#':idx:status:pending' + 1))
+local statuses = {}
+for s in string.gmatch(ARGV[1], '[^,]+') do table.insert(statuses, s) end
+if #statuses == 0 then
+  statuses = {'pending', 'active', 'waiting', 'paused', 'completed', 'failed', 'cancelled'}
+end
+local plan, min, max, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local keys = {}
+for _, s in ipairs(statuses) do
+  if plan ~= '' then
+    table.insert(keys, base .. ':idx:ps:' .. plan .. ':' .. s)
+  else
+    table.insert(keys, base .. ':idx:status:' .. s)
+  end
+end
+
+-- How many ids of index k (all of it, newest first) are above bound b.
+local function above(k, b)
+  if b == '' then return redis.call('ZCARD', k) end
+  local ms = string.sub(b, 1, 13)
+  local r = redis.call('ZCOUNT', k, '(' .. ms, '+inf')
+  if string.sub(b, 14) == '-~' then return r end
+  local lo, hi = r, r + redis.call('ZCOUNT', k, ms, ms)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if redis.call('ZRANGE', k, mid, mid, 'REV')[1] > b then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+-- Newest first, index k is: [0, top) above the time window, [top, bottom) in it, [bottom, N) below it.
+local function window(k)
+  local top = redis.call('ZCARD', k) - redis.call('ZCOUNT', k, '-inf', max)
+  return top, redis.call('ZCOUNT', k, min, '+inf')
+end
+
+if mode == 'count' then
+  local counts = {}
+  for i = 7, #ARGV do counts[i - 6] = 0 end
+  for _, k in ipairs(keys) do
+    local top, bottom = window(k)
+    if bottom > top then
+      for i = 7, #ARGV do
+        counts[i - 6] = counts[i - 6] + math.max(0, math.min(above(k, ARGV[i]), bottom) - top)
+      end
+    end
+  end
+  return counts
+end
+
+local size, bound = tonumber(ARGV[6]), ARGV[7]
+local ids = {}
+for _, k in ipairs(keys) do
+  local top, bottom = window(k)
+  local start = math.max(above(k, bound), top)
+  local stop = math.min(start + size, bottom) - 1
+  if stop >= start then
+    for _, id in ipairs(redis.call('ZRANGE', k, start, stop, 'REV')) do table.insert(ids, id) end
+  end
+end
+table.sort(ids, function(a, b) return a > b end)
+local page = {}
+for i = 1, math.min(size, #ids) do page[i] = ids[i] end
+return page
+"""#
+}
