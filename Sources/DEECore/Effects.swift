@@ -106,6 +106,36 @@ public struct AuditEntry: Sendable, Equatable {
         ])
     }
 
+    /// `body(...).canonical`, printed directly in the keys' sorted order without building the object
+    /// (AuditTests checks the two agree). Every change prints one.
+    public static func bodyText(
+        at: Int64, actor: String?, action: String, runId: String, reason: String?, requestId: String,
+        commandId: String, tick: Int, details: JSONValue, previousChecksum: String
+    ) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(384)
+        func key(_ name: String) {
+            out.append(out.isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            JSONValue.writeString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+        }
+        func text(_ s: String?) {
+            if let s { JSONValue.writeString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        key("action"); text(action)
+        key("actor"); text(actor)
+        key("at"); text(Timestamp.iso(at))
+        key("commandId"); text(commandId)
+        key("details"); details.write(to: &out)
+        key("previousChecksum"); text(previousChecksum)
+        key("reason"); text(reason)
+        key("requestId"); text(requestId)
+        key("runId"); text(runId)
+        key("tick"); JSONValue.writeInt(tick, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
     /// The stored and replied form.
     public var json: JSONValue {
         var o = Self.body(
@@ -280,11 +310,10 @@ extension RunChange {
     public mutating func audit(
         _ action: String, reason: String? = nil, details: JSONValue, context: ChangeContext, signer: AuditSigner
     ) {
-        let body = AuditEntry.body(
+        let bodyText = AuditEntry.bodyText(
             at: context.at, actor: context.actor, action: action, runId: run.id, reason: reason,
             requestId: context.requestId, commandId: context.commandId.description, tick: context.clock,
             details: details, previousChecksum: run.auditHead)
-        let bodyText = body.canonical
         let sum = signer.checksum(bodyText: bodyText, previous: run.auditHead)
         audit.append(
             AuditEntry(

@@ -96,7 +96,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     }
 
     // The printer works on UTF-8 bytes: building a String scalar by scalar was most of the engine's CPU.
-    private func write(to out: inout [UInt8]) {
+    func write(to out: inout [UInt8]) {
         switch self {
         case .null: out.append(contentsOf: Self.nullBytes)
         case .bool(let b): out.append(contentsOf: b ? Self.trueBytes : Self.falseBytes)
@@ -136,7 +136,7 @@ public enum JSONValue: Sendable, Hashable, Codable {
     private static let falseBytes = Array("false".utf8)
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
-    private static func writeInt(_ i: Int, to out: inout [UInt8]) {
+    static func writeInt(_ i: Int, to out: inout [UInt8]) {
         if i >= 0, i < 10 {
             out.append(UInt8(ascii: "0") + UInt8(i))
         } else {

@@ -217,3 +217,32 @@ struct AuditTests {
                 == "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8")
     }
 }
+
+@Suite("Audit body text")
+struct AuditBodyTextTests {
+    /// The directly printed body is byte for byte the canonical form of the body object.
+    @Test func bodyTextIsTheCanonicalBody() {
+        let details: [JSONValue] = [
+            .null, [:], ["z": 1, "a": ["b": [1, .double(2.5), "x"]], "é": "\"quoted\"\n"], .string("plain"), .int(-3),
+        ]
+        for (i, d) in details.enumerated() {
+            for actor in [nil, "ops", "with \"quotes\" and \\ and é"] as [String?] {
+                for reason in [nil, "", "r\u{1}"] as [String?] {
+                    let args = (
+                        at: Int64(1_795_428_000_000 + i), action: "tick", runId: "1795428000000-000000-00000-0",
+                        requestId: "req-\(i)", commandId: "1795428000000-\(i)", tick: i * 7 - 1,
+                        previous: String(repeating: "a", count: 64))
+                    let object = AuditEntry.body(
+                        at: args.at, actor: actor, action: args.action, runId: args.runId, reason: reason,
+                        requestId: args.requestId, commandId: args.commandId, tick: args.tick, details: d,
+                        previousChecksum: args.previous)
+                    let text = AuditEntry.bodyText(
+                        at: args.at, actor: actor, action: args.action, runId: args.runId, reason: reason,
+                        requestId: args.requestId, commandId: args.commandId, tick: args.tick, details: d,
+                        previousChecksum: args.previous)
+                    #expect(text == object.canonical)
+                }
+            }
+        }
+    }
+}
