@@ -57,21 +57,28 @@ struct PartitionReads: Sendable {
         if !single && offset >= config.seekOffset && filter.contactId == nil {
             (total, ids) = try seek(filter, limit: limit, offset: offset, parts: parts, redis)
         } else {
-            for p in parts {
-                let q = try store(p).query(filter, offset: single ? offset : 0, count: single ? limit : offset + limit, redis)
-                total += q.total
-                ids += q.ids
-            }
-            if !single {
+            if single, let p = parts.first {
+                (total, ids) = try store(p).query(filter, offset: offset, count: limit, redis)
+            } else {
+                // Every partition's query in one pipeline.
+                let replies = try redis.evalScriptPipelined(
+                    PartitionStore.queryScript,
+                    calls: parts.map { store($0).queryCall(filter, offset: 0, count: offset + limit) })
+                for reply in replies {
+                    let q = try PartitionStore.queryResult(reply)
+                    total += q.total
+                    ids += q.ids
+                }
                 ids = Array(ids.sorted(by: >).dropFirst(offset).prefix(limit))
             }
         }
-        let byPartition = Dictionary(grouping: ids, by: { RunID.partition(of: $0) ?? 0 })
-        var loaded: [String: Run] = [:]
-        for (p, group) in byPartition {
-            for run in try store(p).loadRuns(group, redis) { if let run { loaded[run.id] = run } }
+        // The page's runs, from whichever partitions hold them, in one pipeline.
+        let reads = ids.compactMap { id in RunID.partition(of: id).map { ["HGETALL", keys.partition($0).run(id)] } }
+        let runs = try redis.pipeline(reads).map { reply -> JSONValue? in
+            if case .error(let e) = reply { throw RedisError(.server, e) }
+            return Run(fields: reply.pairs)?.wire
         }
-        return .ok(["runs": .array(ids.compactMap { loaded[$0]?.wire }), "total": .int(total)])
+        return .ok(["runs": .array(runs.compactMap { $0 }), "total": .int(total)])
     }
 
     /// A page deep in the merge of several partitions, without reading the runs before it. The run at the

@@ -77,14 +77,29 @@ public struct PartitionStore: Sendable {
         _ filter: RunFilter, offset: Int, count: Int, ceiling: String? = nil, skipTotal: Bool = false,
         _ redis: RedisConnection
     ) throws -> (total: Int, ids: [String]) {
-        let reply = try redis.evalScript(
-            QueryScript.source, keys: [keys.status(.pending)],
-            arguments: [
+        let call = queryCall(filter, offset: offset, count: count, ceiling: ceiling, skipTotal: skipTotal)
+        return try Self.queryResult(redis.evalScript(QueryScript.source, keys: call.keys, arguments: call.arguments))
+    }
+
+    /// The query script's source (Scripts/QueryScript.swift), for callers that pipeline it over partitions.
+    public static var queryScript: String { QueryScript.source }
+
+    /// A query script call (see ``query(_:offset:count:ceiling:skipTotal:_:)``); its reply goes to ``queryResult(_:)``.
+    public func queryCall(
+        _ filter: RunFilter, offset: Int, count: Int, ceiling: String? = nil, skipTotal: Bool = false
+    ) -> (keys: [String], arguments: [String]) {
+        (
+            [keys.status(.pending)],
+            [
                 (filter.statuses ?? []).map(\.rawValue).joined(separator: ","), filter.planId ?? "",
                 filter.contactId ?? "", filter.startedAfter.map { String($0) } ?? "-inf",
                 filter.startedBefore.map { "(" + String($0) } ?? "+inf", String(offset), String(count), ceiling ?? "",
                 skipTotal ? "1" : "0",
-            ])
+            ]
+        )
+    }
+
+    public static func queryResult(_ reply: RESPValue) throws -> (total: Int, ids: [String]) {
         if case .error(let e) = reply { throw RedisError(.server, "query script: \(e)") }
         guard let items = reply.array, let total = items.first?.int else {
             throw RedisError(.unexpectedReply, "query script answered \(reply)")
