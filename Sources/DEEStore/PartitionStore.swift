@@ -110,16 +110,30 @@ public struct PartitionStore: Sendable {
     /// The seek script's source (Scripts/SeekScript.swift), for callers that pipeline it over partitions.
     public static var seekScript: String { SeekScript.source }
 
-    /// A seek script call: for each bound, how many matching runs have an id above it ("count"), or up to
-    /// `size` matching ids below the one bound, highest first ("page"). Contact filters are not seekable.
-    public func seekCall(_ filter: RunFilter, page size: Int?, bounds: [String]) -> (keys: [String], arguments: [String]) {
-        (
+    /// What a seek script call asks (Scripts/SeekScript.swift).
+    public enum SeekMode: Sendable {
+        /// For each bound, how many matching runs have an id above it.
+        case count([String])
+        /// Up to `size` matching ids below the bound, highest first.
+        case page(size: Int, below: String)
+        /// The lowest and highest matching id: of the time window (nil), or of one millisecond's runs.
+        case span(ms: Int?)
+    }
+
+    /// A seek script call. Contact filters are not seekable.
+    public func seekCall(_ filter: RunFilter, _ mode: SeekMode) -> (keys: [String], arguments: [String]) {
+        let tail: [String]
+        switch mode {
+        case .count(let bounds): tail = ["count", "0"] + bounds
+        case .page(let size, let bound): tail = ["page", String(size), bound]
+        case .span(let ms): tail = ["span", "0", ms.map { String($0) } ?? ""]
+        }
+        return (
             [keys.status(.pending)],
             [
                 (filter.statuses ?? []).map(\.rawValue).joined(separator: ","), filter.planId ?? "",
                 filter.startedAfter.map { String($0) } ?? "-inf", filter.startedBefore.map { "(" + String($0) } ?? "+inf",
-                size == nil ? "count" : "page", String(size ?? 0),
-            ] + bounds
+            ] + tail
         )
     }
 

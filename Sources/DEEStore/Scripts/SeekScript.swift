@@ -8,6 +8,8 @@ enum SeekScript {
 -- ARGV[3]  min score ("-inf", "ms" or "(ms")            ARGV[4]  max score ("+inf", "ms" or "(ms")
 -- ARGV[5]  "count": for each bound ARGV[7…], how many matching runs have an id above it
 --          "page":  up to ARGV[6] matching run ids below the bound ARGV[7], highest first
+--          "span":  the lowest and the highest matching id ({"", ""} when none), of the whole time window when
+--                   ARGV[7] is "", else of the runs of millisecond ARGV[7]
 -- ARGV[6]  the page size (page mode)
 -- A bound is "" (below every id) or a string that is no run id: a run id prefix followed by "-~" sorts
 -- above every id that starts with the prefix. Run ids sort in startedAt order (their first 13 characters
@@ -49,6 +51,26 @@ end
 local function window(k)
   local top = redis.call('ZCARD', k) - redis.call('ZCOUNT', k, '-inf', max)
   return top, redis.call('ZCOUNT', k, min, '+inf')
+end
+
+if mode == 'span' then
+  local ms, lo, hi = ARGV[7], nil, nil
+  for _, k in ipairs(keys) do
+    local first, last
+    if ms == '' then
+      local top, bottom = window(k)
+      if bottom > top then
+        first = redis.call('ZRANGE', k, bottom - 1, bottom - 1, 'REV')[1]
+        last = redis.call('ZRANGE', k, top, top, 'REV')[1]
+      end
+    else
+      first = redis.call('ZRANGE', k, ms, ms, 'BYSCORE', 'LIMIT', 0, 1)[1]
+      last = redis.call('ZRANGE', k, ms, ms, 'BYSCORE', 'REV', 'LIMIT', 0, 1)[1]
+    end
+    if first and (not lo or first < lo) then lo = first end
+    if last and (not hi or last > hi) then hi = last end
+  end
+  return {lo or '', hi or ''}
 end
 
 if mode == 'count' then
