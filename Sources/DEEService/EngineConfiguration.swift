@@ -16,7 +16,8 @@ public struct EngineConfiguration: Sendable {
     public var blockMilliseconds = 500
     /// How long an explicit requestId's result is kept (and a repeat answered from it), seconds.
     public var dedupeWindowSeconds = 86_400
-    /// How long the result of a command without requestId is kept, for replying again after a crash, seconds.
+    /// How long the result of a registerPlan without requestId is kept, seconds. (Results of partition commands
+    /// without requestId are kept in `<prefix>:{p}:results` only until they are replied.)
     public var implicitResultSeconds = 3_600
     /// Approximate MAXLEN of each partition's events and actions streams.
     public var streamMaxLen = 1_000_000

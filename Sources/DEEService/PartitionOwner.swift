@@ -170,7 +170,10 @@ final class PartitionOwner: Sendable {
         var commands = replies
         if let last {
             state.withLock { $0.lastRead = last }
-            commands += [["SET", keys.replied, last], ["XTRIM", keys.inbox, "MINID", "~", last]]
+            commands += [
+                ["SET", keys.replied, last], ["XTRIM", keys.inbox, "MINID", "~", last],
+                ["XTRIM", keys.results, "MINID", "~", last],
+            ]
         }
         if !commands.isEmpty {
             for r in try redis.pipeline(commands) {
@@ -183,7 +186,9 @@ final class PartitionOwner: Sendable {
     /// Everything up to `id` is applied and replied: remember it, and trim the inbox below it.
     private func advance(to id: String, _ redis: RedisConnection) throws {
         state.withLock { $0.lastRead = id }
-        _ = try redis.pipeline([["SET", keys.replied, id], ["XTRIM", keys.inbox, "MINID", "~", id]])
+        _ = try redis.pipeline([
+            ["SET", keys.replied, id], ["XTRIM", keys.inbox, "MINID", "~", id], ["XTRIM", keys.results, "MINID", "~", id],
+        ])
     }
 
     struct Fenced: Error {}
@@ -200,7 +205,6 @@ final class PartitionOwner: Sendable {
     func handle(_ id: EntryID, _ f: [String: String], _ redis: RedisConnection) throws -> [String]? {
         let address = address(id, f)
         let rid = f["rid"] ?? ""
-        let requestKey = rid.isEmpty ? "@" + id.description : rid
         let fingerprint = f["fp"] ?? ""
         let envelope: Envelope
         do {
@@ -215,9 +219,7 @@ final class PartitionOwner: Sendable {
             let applied = state.withLock { $0.applied }
             let replayed = applied.map { id <= $0 } ?? false
             // A command without requestId can have a stored result only once applied (its key is its entry id).
-            let stored =
-                (replayed || !rid.isEmpty)
-                ? try redis.call(["GET", keys.request(requestKey)]).string.flatMap(Outcome.parseRecord) : nil
+            let stored = try storedResult(id, requestId: rid, replayed: replayed, redis)
             if replayed {
                 // Applied before a crash or a lost lease: reply what was stored.
                 if parts > 1 { return try gather(id, parts: parts, address: address, redis) }
@@ -249,14 +251,31 @@ final class PartitionOwner: Sendable {
         }
         if !request.isReadOnly {
             if outcome.storable {
-                let ttl = rid.isEmpty ? config.implicitResultSeconds : config.dedupeWindowSeconds
-                changes.dedupe = (PartitionKeys.requestSuffix(requestKey), outcome.record(fingerprint: fingerprint), ttl)
+                let record = outcome.record(fingerprint: fingerprint)
+                if rid.isEmpty {
+                    changes.results = [(id, record)]
+                } else {
+                    changes.dedupe = (PartitionKeys.requestSuffix(rid), record, config.dedupeWindowSeconds)
+                }
             }
             if parts > 1 { changes.share = (PartitionKeys.shareSuffix(id.description), outcome.json.canonical, 3600) }
             try commit(changes, redis)
             if parts > 1 { return try gather(id, parts: parts, address: address, redis) }
         }
         return address.command(outcome, maxLen: config.replyMaxLen)
+    }
+
+    /// The stored result of an entry: by its requestId (kept for the dedupe window), or, for a command without
+    /// one that was applied before (a crash between applying and replying), from the results stream.
+    private func storedResult(_ id: EntryID, requestId rid: String, replayed: Bool, _ redis: RedisConnection) throws
+        -> (fingerprint: String, outcome: Outcome)?
+    {
+        if !rid.isEmpty {
+            return try redis.call(["GET", keys.request(rid)]).string.flatMap(Outcome.parseRecord)
+        }
+        guard replayed else { return nil }
+        let entries = try redis.call(["XRANGE", keys.results, id.description, id.description]).streamEntries
+        return entries.first?.1["r"].flatMap(Outcome.parseRecord)
     }
 
     /// A command split over every partition is answered once all shares are in: each partition, after writing
@@ -942,12 +961,7 @@ extension PartitionOwner {
                     }
                 }
                 let outcome = items[i].outcome ?? .error(DEEError(.internal, "no outcome"))
-                if outcome.storable {
-                    set.dedupe = (
-                        PartitionKeys.requestSuffix("@" + items[i].id.description), outcome.record(fingerprint: items[i].fingerprint),
-                        config.implicitResultSeconds
-                    )
-                }
+                if outcome.storable { set.results = [(items[i].id, outcome.record(fingerprint: items[i].fingerprint))] }
                 sets.append(set)
                 if sets.count % chunk == 0 { try flush(upTo: sets.count) }
             }

@@ -44,6 +44,8 @@ public struct PartitionKeys: Sendable, Equatable {
     public var due: String { "\(base):due" }
     public var enroll: String { "\(base):enroll" }
     public var suppressed: String { "\(base):suppressed" }
+    /// Results of commands without requestId, by entry id, until replied.
+    public var results: String { "\(base):results" }
     public func run(_ id: String) -> String { "\(base):run:\(id)" }
     public func audit(_ runId: String) -> String { "\(base):audit:\(runId)" }
     public func status(_ s: RunStatus) -> String { "\(base):idx:status:\(s.rawValue)" }

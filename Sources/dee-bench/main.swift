@@ -150,7 +150,7 @@ struct Bench: ParsableCommand {
                     context: context, signer: AuditSigner())
                 var set = ChangeSet(entry: entry)
                 set.changes = [change]
-                set.dedupe = ("req:@\(entry)", "x\n{}", 3600)
+                set.results = [(entry, "x\n{}")]
                 return set
             }
             return stride(from: 0, to: sets.count, by: group).map { g in
@@ -198,7 +198,7 @@ struct Bench: ParsableCommand {
             runs += n
             events += usage(k.events)
             actions += usage(k.actions)
-            inbox += usage(k.inbox)
+            inbox += usage(k.inbox) + usage(k.results)
             // Audit lists and run hashes: a sample of 1000 runs per partition.
             let sample = (try redis.call(["ZRANGE", k.status(.active), "0", "999"]).array ?? []).compactMap(\.string)
             let auditSample = sample.reduce(0) { $0 + usage(k.audit($1)) }

@@ -20,8 +20,9 @@ enum ApplyScript {
 -- ARGV[6]  the batch's state (JSON), stored with n while the command is unfinished
 -- ARGV[7]  approximate MAXLEN of streams written with XADD
 -- ARGV[8…] writes, each: command, key suffix, argument count c, then c arguments. Commands: HSET, HDEL, ZADD,
---          ZREM, RPUSH, SET, EXPIRE, XADD (written as XADD key MAXLEN ~ ARGV[7] * fields), HDELIF (pairs of
---          field, value: the field is deleted only while it holds that value).
+--          ZREM, RPUSH, SET, EXPIRE, XADD (written as XADD key MAXLEN ~ ARGV[7] * fields), XADDID (XADD key id
+--          fields: an entry under an id of our own, never trimmed here), HDELIF (pairs of field, value: the field
+--          is deleted only while it holds that value).
 -- Returns "OK", or an error reply: FENCED, APPLIED (nothing written), BADWRITE (malformed list, nothing written).
 local base = string.sub(KEYS[1], 1, -7)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -43,7 +44,7 @@ if bkey ~= '' and tonumber(ARGV[5]) <= tonumber(redis.call('HGET', base .. ':' .
   return redis.error_reply('APPLIED')
 end
 -- The whole list is checked before the first write, so a malformed one writes nothing.
-local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, HDELIF = 1}
+local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDID = 1, HDELIF = 1}
 local n, i = #ARGV, 8
 while i <= n do
   local c = tonumber(ARGV[i + 2])
@@ -58,6 +59,8 @@ while i <= n do
   local op, key, last = ARGV[i], base .. ':' .. ARGV[i + 1], i + 2 + tonumber(ARGV[i + 2])
   if op == 'XADD' then
     redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 3, last))
+  elseif op == 'XADDID' then
+    redis.call('XADD', key, unpack(ARGV, i + 3, last))
   elseif op == 'HDELIF' then
     for j = i + 3, last - 1, 2 do
       if redis.call('HGET', key, ARGV[j]) == ARGV[j + 1] then
