@@ -2,7 +2,6 @@ import DEEClient
 import DEEService
 import DEETestSupport
 import Foundation
-import Logging
 import Redis
 import Testing
 
@@ -10,22 +9,13 @@ import Testing
 /// next owner from its stored result, without being applied again, also when it had no requestId.
 @Suite(.serialized)
 struct ReplayedReplyTests {
-    func engine(_ prefix: String, consumer: String, url: String) throws -> Engine {
-        var config = TestEngine.configuration(prefix: prefix, partitions: 1)
-        config.consumer = consumer
-        config.instance = consumer + "/test"
-        var logger = Logger(label: "dee-test")
-        logger.logLevel = .warning
-        return Engine(config: config, redis: try RedisConfiguration(url: url), logger: logger)
-    }
-
     @Test func appliedButUnrepliedCommandsAreRepliedFromTheirStoredResults() async throws {
         let url = try TestRedis.url()
         let prefix = TestRedis.uniquePrefix()
         let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
         let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
 
-        let a = Task { try await engine(prefix, consumer: "a", url: url).run() }
+        let a = Task { try await TestEngine.engine(prefix, consumer: "a", url: url).run() }
         let first: [(id: String, runId: String)] = try await TestEngine.offPool {
             try client.register(examplePlan)
             return try (0..<3).map { i in
@@ -44,7 +34,7 @@ struct ReplayedReplyTests {
         try redis.call(["SET", "\(prefix):{0}:replied", try #require(before)])
         try redis.call(["DEL", client.replyStream])
 
-        let b = Task { try await engine(prefix, consumer: "b", url: url).run() }
+        let b = Task { try await TestEngine.engine(prefix, consumer: "b", url: url).run() }
         try await TestEngine.offPool {
             for (id, runId) in first {
                 let again = try client.reply(to: id)

@@ -33,6 +33,20 @@ enum TestEngine {
         return config
     }
 
+    /// An engine of a deployment the test shares with other engines: one process among several, named
+    /// `consumer`, on `prefix`.
+    static func engine(
+        _ prefix: String, consumer: String, url: String, configure: (inout EngineConfiguration) -> Void = { _ in }
+    ) throws -> Engine {
+        var config = configuration(prefix: prefix, partitions: 1)
+        config.consumer = consumer
+        config.instance = consumer + "/test"
+        configure(&config)
+        var logger = Logger(label: "dee-test")
+        logger.logLevel = .warning
+        return Engine(config: config, redis: try RedisConfiguration(url: url), logger: logger)
+    }
+
     static func with(
         partitions: Int = 1,
         configure: @Sendable (inout EngineConfiguration) -> Void = { _ in },

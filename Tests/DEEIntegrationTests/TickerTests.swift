@@ -11,13 +11,7 @@ import Testing
 @Suite(.serialized)
 struct TickerTests {
     func engine(_ prefix: String, consumer: String, url: String) throws -> Engine {
-        var config = TestEngine.configuration(prefix: prefix, partitions: 1)
-        config.consumer = consumer
-        config.instance = consumer + "/test"
-        config.tickEverySeconds = 0.1
-        var logger = Logger(label: "dee-test")
-        logger.logLevel = .warning
-        return Engine(config: config, redis: try RedisConfiguration(url: url), logger: logger)
+        try TestEngine.engine(prefix, consumer: consumer, url: url) { $0.tickEverySeconds = 0.1 }
     }
 
     func tick(_ client: DEEClient) throws -> Int {
