@@ -278,8 +278,17 @@ public final class RedisConnection: @unchecked Sendable {
         }
         var out: [UInt8] = []
         out.reserveCapacity(size)
-        // Small integers print into an inline (not heap) String.
-        func number(_ n: Int) { out.append(contentsOf: String(n).utf8) }
+        // Lengths and counts, in decimal (String(n) went through CustomStringConvertible per argument).
+        func number(_ n: Int) {
+            var divisor = 1
+            while divisor <= n / 10 { divisor *= 10 }
+            var rest = n
+            while divisor > 0 {
+                out.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+                rest %= divisor
+                divisor /= 10
+            }
+        }
         for command in commands {
             out.append(UInt8(ascii: "*"))
             number(command.count)

@@ -86,6 +86,24 @@ struct RedisConnectionTests {
         #expect(try c.call(["GET", "\(p):s"]) == .string("v"))
     }
 
+    /// Lengths and argument counts at every decimal boundary survive the RESP encoder.
+    @Test func lengthsAndCountsAtDecimalBoundaries() throws {
+        let p = TestRedis.uniquePrefix()
+        defer { TestConnections.cleanUp(p) }
+        let c = try TestConnections.connection()
+        defer { c.close() }
+        for n in [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 9999, 10000, 100_000] {
+            let value = String(repeating: "x", count: n)
+            try c.call(["SET", "\(p):v", value])
+            #expect(try c.call(["STRLEN", "\(p):v"]) == .integer(n))
+        }
+        for count in [1, 9, 10, 11, 100, 1000] {
+            let members = (0..<count).map { "m\($0)" }
+            _ = try c.call(["DEL", "\(p):s"])
+            #expect(try c.call(["SADD", "\(p):s"] + members) == .integer(count))
+        }
+    }
+
     @Test(arguments: [
         "plain", "", " leading and trailing ", "with\0nul\0bytes", "crlf\r\ninside\r\n", "$3\r\nfoo\r\n", "*2\r\n:1\r\n",
         "-ERR not an error", "+OK", "tab\tand\u{1}control\u{7F}", "é ü ñ", "中文字符", "emoji 😀👍🏽", "mixed\0é\r\n😀",
