@@ -149,8 +149,10 @@ final class PartitionOwner: Sendable {
                     return s.failures[entry.id]!
                 }
                 guard n >= config.maxDeliveries else {
-                    if !replies.isEmpty { _ = try? redis.pipeline(replies) }
-                    if let last { try? advance(to: last, redis) }
+                    // What was applied before the failure is replied; the replied watermark (and the results
+                    // stream's trim) moves only once those replies are out.
+                    let sent = replies.isEmpty || (try? redis.pipeline(replies)) != nil
+                    if sent, let last { try? advance(to: last, redis) }
                     throw error
                 }
                 // A poison entry: reply internal, record it, and go on.
@@ -320,10 +322,14 @@ final class PartitionOwner: Sendable {
         return .ok(.object(merged))
     }
 
+    /// A third of the lease has passed since it was last renewed.
+    var leaseRenewalDue: Bool {
+        state.withLock { ContinuousClock.now - $0.renewed > .milliseconds(config.leaseMilliseconds / 3) }
+    }
+
     /// A batched command (a large tick or bulk command) can outlast the lease: renew it between batches.
     func renewDuringLongCommands(_ redis: RedisConnection) throws {
-        let due = state.withLock { ContinuousClock.now - $0.renewed > .milliseconds(config.leaseMilliseconds / 3) }
-        guard due else { return }
+        guard leaseRenewalDue else { return }
         let renewed = try redis.evalScript(
             Self.renewScript, keys: [keys.lease], arguments: [config.instance, String(config.leaseMilliseconds)])
         guard renewed.int == 1 else {
@@ -589,6 +595,11 @@ final class PartitionOwner: Sendable {
             var prepared = prepare(batches[first])
             var replies = try redis.pipeline(prepared.checks)
             for (k, b) in todo.enumerated() {
+                if leaseRenewalDue {
+                    // Renewing is a call of its own: first take the reply in flight.
+                    try collect()
+                    try renewDuringLongCommands(redis)
+                }
                 var set = ChangeSet(entry: nil)
                 for (i, e) in prepared.errors { tally.error(i, e) }
                 for (n, (i, cid, o)) in prepared.valid.enumerated() {
@@ -912,7 +923,8 @@ extension PartitionOwner {
                 results += Array(repeating: .ok, count: range.count)
             case .alreadyApplied:
                 // The group's first entry was applied already (a watermark this process did not know): nothing
-                // of the group was written; write its entries one by one, each answering for itself.
+                // of the group was written; write its entries one by one. One refused as applied replies its
+                // stored result (below).
                 let singles = try store.applyMany(Array(sets[range]), epoch: epoch, redis)
                 results += singles
                 if singles.contains(.fenced) { throw Fenced() }
@@ -982,7 +994,11 @@ extension PartitionOwner {
                 s.applied = sets[i].entry
                 if let p = sets[i].planCopy { s.copiedPlans.insert(p.key) }
             }
-            if let outcome = items[i].outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
+            // An entry applied before (only after a group fell back to single scripts) answers what was stored.
+            let outcome =
+                results[i] == .alreadyApplied
+                ? try storedResult(items[i].id, requestId: "", replayed: true, redis)?.outcome : items[i].outcome
+            if let outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
                 replies.append(r)
             }
         }

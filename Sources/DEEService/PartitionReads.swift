@@ -54,7 +54,8 @@ struct PartitionReads: Sendable {
         var total = 0
         var ids: [String] = []
         let single = parts.count == 1
-        if !single && offset >= config.seekOffset && filter.contactId == nil {
+        // The seek relies on run ids' fixed widths: a bulk index of 5 digits (contacts ≤ 100,000).
+        if !single && offset >= config.seekOffset && filter.contactId == nil && config.limits.maxContacts <= 100_000 {
             (total, ids) = try seek(filter, limit: limit, offset: offset, parts: parts, redis)
         } else {
             if single, let p = parts.first {
@@ -133,7 +134,9 @@ struct PartitionReads: Sendable {
         /// A run id's millisecond, and its entry sequence and index as one number.
         func split(_ id: String) -> (ms: Int, rest: Int)? {
             let f = id.split(separator: "-")
-            guard f.count == 4, let ms = Int(f[0]), let seq = Int(f[1]), let index = Int(f[2]) else { return nil }
+            guard f.count == 4, f[0].count == 13, f[1].count == 6, f[2].count == 5, let ms = Int(f[0]),
+                let seq = Int(f[1]), let index = Int(f[2])
+            else { return nil }
             return (ms, seq * 100_000 + index)
         }
         func restBound(_ ms: Int, _ rest: Int) -> String {

@@ -22,19 +22,27 @@ public struct ChangeSet: Sendable {
     /// replied watermark. (A key with a TTL per command cost Redis a key creation per execute and, at 10,000
     /// commands/s for the hour it was kept, ~18 GB.)
     public var results: [(entry: EntryID, record: String)] = []
+    /// The plan copies of the commands of a grouped set after the first one's (`planCopy`).
+    public var groupedPlanCopies: [(key: String, json: String)] = []
     /// The stored results (explicit requestIds) of the commands of a grouped set.
     public var groupedResults: [(key: String, value: String, ttl: Int)] = []
 
     public init(entry: EntryID?) { self.entry = entry }
 
     /// One set for consecutive single-partition commands (entries in order, no batched command): one script
-    /// checks the first entry against the watermark, moves it to the last, and writes every command's changes
-    /// and stored result. All of them or none are applied.
+    /// checks the first entry against the watermark, moves it to the last, and writes every command's changes,
+    /// plan copies and stored results. All of them or none are applied. Commands that move the clock, suppress,
+    /// share a result or run in batches are not grouped (their fields would be lost here).
     public init(group sets: [ChangeSet]) {
+        assert(sets.allSatisfy {
+            $0.batch == nil && $0.clock == nil && $0.share == nil && $0.suppress == nil && $0.unsuppress == nil
+        })
         self.init(entry: sets.first?.entry)
         through = sets.last?.entry
         changes = sets.flatMap(\.changes)
-        planCopy = sets.lazy.compactMap(\.planCopy).first
+        let copies = sets.compactMap(\.planCopy)
+        planCopy = copies.first
+        groupedPlanCopies = Array(copies.dropFirst())
         auditRetention = sets.first?.auditRetention
         groupedResults = sets.compactMap(\.dedupe)
         results = sets.flatMap(\.results)
@@ -113,7 +121,7 @@ public struct ChangeSet: Sendable {
                 }
             }
         }
-        if let planCopy { w.add("SET", planCopy.key, [planCopy.json, "NX"]) }
+        for copy in (planCopy.map { [$0] } ?? []) + groupedPlanCopies { w.add("SET", copy.key, [copy.json, "NX"]) }
         if let suppress { w.add("HSET", "suppressed", [suppress.contact, suppress.value]) }
         if let unsuppress { w.add("HDEL", "suppressed", [unsuppress]) }
         if let clock { w.add("SET", "clock", [String(clock)]) }

@@ -130,4 +130,53 @@ struct ApplyScriptTests {
             #expect(try f.redis.call(["GET", f.store.keys.request("@\(entry)")]).string == "stored \(i)")
         }
     }
+
+    /// A batch is applied only right after the last one: one sent while its predecessor failed writes nothing.
+    @Test func batchesApplyInOrderOnly() throws {
+        let f = try Fixture()
+        defer { f.cleanUp() }
+        func batch(_ n: Int) -> ChangeSet {
+            var set = ChangeSet(entry: nil)
+            set.batch = ("progress:x", n, "{}")
+            set.clock = n
+            return set
+        }
+        #expect(throws: (any Error).self) { try f.store.apply(batch(2), epoch: "1", f.redis) }
+        #expect(try f.redis.call(["EXISTS", f.store.keys.progress("x"), f.store.keys.clock]).int == 0)
+        #expect(try f.store.apply(batch(1), epoch: "1", f.redis) == .ok)
+        #expect(try f.store.apply(batch(1), epoch: "1", f.redis) == .alreadyApplied)
+        #expect(throws: (any Error).self) { try f.store.apply(batch(3), epoch: "1", f.redis) }
+        #expect(try f.store.apply(batch(2), epoch: "1", f.redis) == .ok)
+        #expect(try f.redis.call(["GET", f.store.keys.clock]).string == "2")
+    }
+
+    /// A result already in the results stream (a script that failed after writing it) is not written again,
+    /// and the rest of the change still is.
+    @Test func aResultAlreadyInTheStreamIsSkipped() throws {
+        let f = try Fixture()
+        defer { f.cleanUp() }
+        let entry = EntryID(ms: 1_800_000_000_200, seq: 0)
+        try f.redis.call(["XADD", f.store.keys.results, entry.description, "r", "earlier"])
+        var set = ChangeSet(entry: entry)
+        set.changes = [f.created(0, entry: entry)]
+        set.results = [(entry, "now")]
+        #expect(try f.store.apply(set, epoch: "1", f.redis) == .ok)
+        #expect(try f.redis.call(["XLEN", f.store.keys.results]).int == 1)
+        #expect(try f.redis.call(["EXISTS", f.store.keys.run(set.changes[0].run.id)]).int == 1)
+    }
+
+    /// Every plan copy of a group is written, not only the first command's.
+    @Test func aGroupWritesEveryPlanCopy() throws {
+        let f = try Fixture()
+        defer { f.cleanUp() }
+        let sets = (0..<3).map { i in
+            var set = ChangeSet(entry: EntryID(ms: 1_800_000_000_300 + UInt64(i), seq: 0))
+            set.planCopy = ("plan:p\(i):1", "{\"id\":\"p\(i)\"}")
+            return set
+        }
+        #expect(try f.store.apply(ChangeSet(group: sets), epoch: "1", f.redis) == .ok)
+        for i in 0..<3 {
+            #expect(try f.redis.call(["GET", f.store.keys.planCopy("p\(i)", 1)]).string == "{\"id\":\"p\(i)\"}")
+        }
+    }
 }

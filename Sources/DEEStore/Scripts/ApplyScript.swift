@@ -16,32 +16,39 @@ enum ApplyScript {
 -- ARGV[3]  the last entry id it completes (the same, or the last of consecutive commands written together):
 --          the watermark moves to it
 -- ARGV[4]  the key suffix of a batched command's progress hash, or ""
--- ARGV[5]  the batch number; refused (APPLIED) when batch n was applied already
+-- ARGV[5]  the batch number; refused (APPLIED) when batch n was applied already, and (BATCHGAP, nothing
+--          written) unless it follows the last one applied: a batch sent while its predecessor failed must not
+--          count it as done
 -- ARGV[6]  the batch's state (JSON), stored with n while the command is unfinished
 -- ARGV[7]  approximate MAXLEN of streams written with XADD
 -- ARGV[8…] writes, each: command, key suffix, argument count c, then c arguments. Commands: HSET, HDEL, ZADD,
 --          ZREM, RPUSH, SET, EXPIRE, XADD (written as XADD key MAXLEN ~ ARGV[7] * fields), XADDID (XADD key id
---          fields: an entry under an id of our own, never trimmed here), HDELIF (pairs of field, value: the field
---          is deleted only while it holds that value).
--- Returns "OK", or an error reply: FENCED, APPLIED (nothing written), BADWRITE (malformed list, nothing written).
+--          fields: an entry under an id of our own, never trimmed here, skipped when the stream already reaches
+--          that id, as after a script that failed past it), HDELIF (pairs of field, value: the field is deleted
+--          only while it holds that value).
+-- Returns "OK", or an error reply: FENCED, APPLIED, BATCHGAP, BADWRITE (malformed list); none writes anything.
 local base = string.sub(KEYS[1], 1, -7)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED')
 end
 local entry, through, bkey = ARGV[2], ARGV[3], ARGV[4]
+-- Whether stream id a is at or below stream id b.
+local function atOrBelow(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am < bm or (am == bm and as <= bs)
+end
 if entry ~= '' then
   local applied = redis.call('GET', base .. ':applied')
-  if applied then
-    local am, as = string.match(applied, '^(%d+)-(%d+)$')
-    local em, es = string.match(entry, '^(%d+)-(%d+)$')
-    am, as, em, es = tonumber(am), tonumber(as), tonumber(em), tonumber(es)
-    if em < am or (em == am and es <= as) then
-      return redis.error_reply('APPLIED')
-    end
+  if applied and atOrBelow(entry, applied) then
+    return redis.error_reply('APPLIED')
   end
 end
-if bkey ~= '' and tonumber(ARGV[5]) <= tonumber(redis.call('HGET', base .. ':' .. bkey, 'n') or '0') then
-  return redis.error_reply('APPLIED')
+if bkey ~= '' then
+  local done = tonumber(redis.call('HGET', base .. ':' .. bkey, 'n') or '0')
+  if tonumber(ARGV[5]) <= done then return redis.error_reply('APPLIED') end
+  if tonumber(ARGV[5]) ~= done + 1 then return redis.error_reply('BATCHGAP') end
 end
 -- The whole list is checked before the first write, so a malformed one writes nothing.
 local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDID = 1, HDELIF = 1}
@@ -53,14 +60,21 @@ while i <= n do
   end
   i = i + 3 + c
 end
-local maxlen = ARGV[7]
+local maxlen, tops = ARGV[7], {}
 i = 8
 while i <= n do
   local op, key, last = ARGV[i], base .. ':' .. ARGV[i + 1], i + 2 + tonumber(ARGV[i + 2])
   if op == 'XADD' then
     redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 3, last))
   elseif op == 'XADDID' then
-    redis.call('XADD', key, unpack(ARGV, i + 3, last))
+    if tops[key] == nil then
+      local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+      tops[key] = top and top[1] or false
+    end
+    if not tops[key] or not atOrBelow(ARGV[i + 3], tops[key]) then
+      redis.call('XADD', key, unpack(ARGV, i + 3, last))
+      tops[key] = ARGV[i + 3]
+    end
   elseif op == 'HDELIF' then
     for j = i + 3, last - 1, 2 do
       if redis.call('HGET', key, ARGV[j]) == ARGV[j + 1] then
