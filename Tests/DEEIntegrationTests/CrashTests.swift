@@ -237,4 +237,54 @@ import Darwin
             #expect(t2.object["tick"] as? Int == 2 && t2.object["stepped"] as? Int == n - 1, "\(t2.fields)")
         }
     }
+
+    /// A bulkExecute killed between its (pipelined) batches is finished by the next owner: every contact gets
+    /// exactly one run, and the reply counts them as an uninterrupted command would.
+    @Test(.timeLimit(.minutes(3))) func bulkExecuteInterruptedByKillCreatesEveryRunOnce() async throws {
+        let executable = try #require(
+            Self.deeExecutable(), "the dee executable was not found beside the tests; build it with `swift build --product dee`")
+        let url = try TestRedis.url()
+        let prefix = TestRedis.uniquePrefix()
+        try await TestEngine.offPool {
+            let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
+            defer { _ = try? redis.unlinkKeys(matching: "\(prefix):*") }
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("dee-crash-bulk-\(prefix).log")
+            defer { try? FileManager.default.removeItem(at: log) }
+            let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
+            let events = "\(prefix):{0}:events"
+
+            let first = try Server(executable: executable, url: url, prefix: prefix, log: log)
+            var firstKilled = false
+            defer { if !firstKilled { first.killHard() } }
+            let reg = try client.call("registerPlan", ["plan": simplePlan("bulkcrash")], timeout: 60)
+            try #require(reg.ok, "\(reg.fields)\n\(first.output)")
+
+            let n = 6000
+            let contacts = (0..<n).map { ["id": "b\($0)", "email": "b\($0)@example.com"] }
+            let bulkId = try client.send("bulkExecute", ["planId": "bulkcrash", "contacts": js(contacts), "batchSize": "100"])
+            var atKill = 0
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                atKill = try redis.call(["XLEN", events]).int ?? 0
+                if atKill >= 500 { break }
+            }
+            first.killHard()
+            firstKilled = true
+            try #require(atKill >= 500, "no batch written within 30 s\n\(first.output)")
+            #expect(atKill < n, "the command had finished before the kill (\(atKill) runs)")
+
+            let second = try Server(executable: executable, url: url, prefix: prefix, log: log)
+            defer { second.stop() }
+            let reply = try client.reply(to: bulkId, timeout: 90)
+            #expect(reply.ok, "\(reply.fields)\n\(second.output)")
+            #expect(reply.object["created"] as? Int == n, "\(reply.fields)")
+            #expect(reply.object["skipped"] as? Int == 0, "\(reply.fields)")
+
+            let created = try Self.entries(redis, events).filter { $0["type"] == "run.created" }
+            #expect(created.count == n)
+            #expect(Set(created.compactMap { $0["contactId"] }).count == n, "a contact got two runs")
+            #expect(try redis.call(["HLEN", "\(prefix):{0}:enroll"]).int == n)
+            #expect(try redis.call(["ZCARD", "\(prefix):{0}:idx:status:active"]).int == n)
+        }
+    }
 }
