@@ -60,7 +60,7 @@ public struct ChangeSet: Sendable {
             String(maxlen),
         ]
         // First, so that a refused entry id (the stream's ids only grow) stops the script before other writes.
-        for r in results { w.add("XADDID", "results", [r.entry.description, "r", r.record]) }
+        for r in results { w.add("XADDID", PartitionKeys.resultsSuffix, [r.entry.description, "r", r.record]) }
         // Each run once: where it was before the set, where it is after.
         var order: [String] = []
         var first: [String: RunChange] = [:]
@@ -73,8 +73,8 @@ public struct ChangeSet: Sendable {
             }
             last[id] = change
             let fields = change.fieldChanges
-            if !fields.set.isEmpty { w.add("HSET", "run:\(id)", fields.set.flatMap { [$0.0, $0.1] }) }
-            if !fields.deleted.isEmpty { w.add("HDEL", "run:\(id)", fields.deleted) }
+            if !fields.set.isEmpty { w.add("HSET", PartitionKeys.runSuffix(id), fields.set.flatMap { [$0.0, $0.1] }) }
+            if !fields.deleted.isEmpty { w.add("HDEL", PartitionKeys.runSuffix(id), fields.deleted) }
         }
         for id in order {
             guard let start = first[id], let end = last[id] else { continue }
@@ -84,47 +84,47 @@ public struct ChangeSet: Sendable {
             let score = String(run.startedAt)
             if old != run.status {
                 if let old {
-                    w.group("ZREM", "idx:status:\(old.rawValue)", [id])
-                    w.group("ZREM", "idx:ps:\(run.planId):\(old.rawValue)", [id])
+                    w.group("ZREM", PartitionKeys.statusSuffix(old), [id])
+                    w.group("ZREM", PartitionKeys.planStatusSuffix(run.planId, old), [id])
                 }
-                w.group("ZADD", "idx:status:\(run.status.rawValue)", [score, id])
-                w.group("ZADD", "idx:ps:\(run.planId):\(run.status.rawValue)", [score, id])
+                w.group("ZADD", PartitionKeys.statusSuffix(run.status), [score, id])
+                w.group("ZADD", PartitionKeys.planStatusSuffix(run.planId, run.status), [score, id])
             }
-            if created { w.group("ZADD", "idx:contact:\(run.contactId)", [score, id]) }
+            if created { w.group("ZADD", PartitionKeys.contactSuffix(run.contactId), [score, id]) }
             let scheduled = run.status != .paused && run.status.isOpen
             if scheduled, let due = run.due {
-                w.group("ZADD", "due", [String(due), id])
+                w.group("ZADD", PartitionKeys.dueSuffix, [String(due), id])
             } else if !created {
-                w.group("ZREM", "due", [id])
+                w.group("ZREM", PartitionKeys.dueSuffix, [id])
             }
             let enrollment = "\(run.planId):\(run.contactId)"
             if created && run.status.isOpen {
-                w.group("HSET", "enroll", [enrollment, id])
+                w.group("HSET", PartitionKeys.enrollSuffix, [enrollment, id])
             } else if !created && !run.status.isOpen {
-                w.group("HDELIF", "enroll", [enrollment, id])
+                w.group("HDELIF", PartitionKeys.enrollSuffix, [enrollment, id])
             }
         }
         w.flushGroups()
         for change in changes {
-            for e in change.events { w.add("XADD", "events", e.fields) }
+            for e in change.events { w.add("XADD", PartitionKeys.eventsSuffix, e.fields) }
         }
         for change in changes {
-            for a in change.actions { w.add("XADD", "actions", a.fields) }
+            for a in change.actions { w.add("XADD", PartitionKeys.actionsSuffix, a.fields) }
         }
         for change in changes where !change.audit.isEmpty {
-            w.add("RPUSH", "audit:\(change.run.id)", change.audit.map(\.storedText))
+            w.add("RPUSH", PartitionKeys.auditSuffix(change.run.id), change.audit.map(\.storedText))
         }
         if let auditRetention {
             for id in order {
                 if let run = last[id]?.run, !run.status.isOpen {
-                    w.add("EXPIRE", "audit:\(id)", [String(auditRetention)])
+                    w.add("EXPIRE", PartitionKeys.auditSuffix(id), [String(auditRetention)])
                 }
             }
         }
         for copy in (planCopy.map { [$0] } ?? []) + groupedPlanCopies { w.add("SET", copy.key, [copy.json, "NX"]) }
-        if let suppress { w.add("HSET", "suppressed", [suppress.contact, suppress.value]) }
-        if let unsuppress { w.add("HDEL", "suppressed", [unsuppress]) }
-        if let clock { w.add("SET", "clock", [String(clock)]) }
+        if let suppress { w.add("HSET", PartitionKeys.suppressedSuffix, [suppress.contact, suppress.value]) }
+        if let unsuppress { w.add("HDEL", PartitionKeys.suppressedSuffix, [unsuppress]) }
+        if let clock { w.add("SET", PartitionKeys.clockSuffix, [String(clock)]) }
         if let share { w.add("SET", share.key, [share.value, "EX", String(share.ttl)]) }
         // The stored result is written only with the entry that completes the command.
         if entry != nil, let dedupe { w.add("SET", dedupe.key, [dedupe.value, "EX", String(dedupe.ttl)]) }

@@ -28,7 +28,7 @@ public struct Keys: Sendable, Equatable {
     public func partition(_ p: Int) -> PartitionKeys { PartitionKeys(base: "\(prefix):{\(p)}") }
 }
 
-/// The keys of one partition that Swift reads or names. The scripts derive the index keys (`idx:status:`,
+/// The keys of one partition. The query and seek scripts derive the index keys they read (`idx:status:`,
 /// `idx:ps:`, `idx:contact:`) from `base` themselves (see Scripts/ and the README's key layout).
 public struct PartitionKeys: Sendable, Equatable {
     public let base: String
@@ -38,20 +38,33 @@ public struct PartitionKeys: Sendable, Equatable {
     public var inbox: String { "\(base):inbox" }
     public var applied: String { "\(base):applied" }
     public var replied: String { "\(base):replied" }
-    public var clock: String { "\(base):clock" }
-    public var events: String { "\(base):events" }
-    public var actions: String { "\(base):actions" }
-    public var due: String { "\(base):due" }
-    public var enroll: String { "\(base):enroll" }
-    public var suppressed: String { "\(base):suppressed" }
+    public var clock: String { "\(base):\(Self.clockSuffix)" }
+    public var events: String { "\(base):\(Self.eventsSuffix)" }
+    public var actions: String { "\(base):\(Self.actionsSuffix)" }
+    public var due: String { "\(base):\(Self.dueSuffix)" }
+    public var enroll: String { "\(base):\(Self.enrollSuffix)" }
+    public var suppressed: String { "\(base):\(Self.suppressedSuffix)" }
     /// Results of commands without requestId, by entry id, until replied.
-    public var results: String { "\(base):results" }
-    public func run(_ id: String) -> String { "\(base):run:\(id)" }
-    public func audit(_ runId: String) -> String { "\(base):audit:\(runId)" }
-    public func status(_ s: RunStatus) -> String { "\(base):idx:status:\(s.rawValue)" }
+    public var results: String { "\(base):\(Self.resultsSuffix)" }
+    public func run(_ id: String) -> String { "\(base):\(Self.runSuffix(id))" }
+    public func audit(_ runId: String) -> String { "\(base):\(Self.auditSuffix(runId))" }
+    public func status(_ s: RunStatus) -> String { "\(base):\(Self.statusSuffix(s))" }
     public func planCopy(_ id: String, _ version: Int) -> String { "\(base):\(Self.planCopySuffix(id, version))" }
     public static func planCopySuffix(_ id: String, _ version: Int) -> String { "plan:\(id):\(version)" }
-    /// Key suffixes (relative to base) used inside scripts.
+    /// Key suffixes (relative to base): the apply script's write list names keys by these, and the keys above
+    /// are built from them, so the layout is written down once.
+    public static let clockSuffix = "clock"
+    public static let eventsSuffix = "events"
+    public static let actionsSuffix = "actions"
+    public static let dueSuffix = "due"
+    public static let enrollSuffix = "enroll"
+    public static let suppressedSuffix = "suppressed"
+    public static let resultsSuffix = "results"
+    public static func runSuffix(_ id: String) -> String { "run:\(id)" }
+    public static func auditSuffix(_ runId: String) -> String { "audit:\(runId)" }
+    public static func statusSuffix(_ s: RunStatus) -> String { "idx:status:\(s.rawValue)" }
+    public static func planStatusSuffix(_ planId: String, _ s: RunStatus) -> String { "idx:ps:\(planId):\(s.rawValue)" }
+    public static func contactSuffix(_ contactId: String) -> String { "idx:contact:\(contactId)" }
     public static func requestSuffix(_ key: String) -> String { "req:\(key)" }
     public func request(_ key: String) -> String { "\(base):\(Self.requestSuffix(key))" }
     public static func progressSuffix(_ entry: String) -> String { "progress:\(entry)" }
