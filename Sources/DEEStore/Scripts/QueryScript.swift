@@ -18,8 +18,8 @@ enum QueryScript {
 --   otherwise:       idx:status:<status> for each status asked (all seven when none), merged.
 -- Cost without contactId: per index O(log N) for the count and O(log N + offset + count) for the page;
 -- never a scan of runs outside the page.
+\#(IndexKeysLua.function)
 local base = string.sub(KEYS[1], 1, -(#':idx:status:pending' + 1))
-local all = {'pending', 'active', 'waiting', 'paused', 'completed', 'failed', 'cancelled'}
 local statuses = {}
 for s in string.gmatch(ARGV[1], '[^,]+') do table.insert(statuses, s) end
 local plan, contact = ARGV[2], ARGV[3]
@@ -53,15 +53,7 @@ if contact ~= '' then
   return result
 end
 
-if #statuses == 0 then statuses = all end
-local keys = {}
-for _, s in ipairs(statuses) do
-  if plan ~= '' then
-    table.insert(keys, base .. ':idx:ps:' .. plan .. ':' .. s)
-  else
-    table.insert(keys, base .. ':idx:status:' .. s)
-  end
-end
+local keys = indexKeys(base, statuses, plan)
 
 local total = 0
 if not skipTotal then

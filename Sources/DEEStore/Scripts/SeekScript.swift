@@ -17,21 +17,12 @@ enum SeekScript {
 -- newest first: found with ZCOUNT and a binary search by rank among the ids of the bound's millisecond.
 -- Cost per index and bound: O(log N) ZCOUNTs, and O(log N) rank reads per halving of that millisecond's ids.
 -- Returns a list of counts (count mode) or of ids (page mode).
+\#(IndexKeysLua.function)
 local base = string.sub(KEYS[1], 1, -(#':idx:status:pending' + 1))
 local statuses = {}
 for s in string.gmatch(ARGV[1], '[^,]+') do table.insert(statuses, s) end
-if #statuses == 0 then
-  statuses = {'pending', 'active', 'waiting', 'paused', 'completed', 'failed', 'cancelled'}
-end
 local plan, min, max, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local keys = {}
-for _, s in ipairs(statuses) do
-  if plan ~= '' then
-    table.insert(keys, base .. ':idx:ps:' .. plan .. ':' .. s)
-  else
-    table.insert(keys, base .. ':idx:status:' .. s)
-  end
-end
+local keys = indexKeys(base, statuses, plan)
 
 -- How many ids of index k (all of it, newest first) are above bound b.
 local function above(k, b)
