@@ -190,7 +190,7 @@ struct Bench: ParsableCommand {
             (try redis.call(["INFO", "memory"]).string ?? "").split(separator: "\r\n")
                 .first { $0.hasPrefix("used_memory:") }?.dropFirst("used_memory:".count) ?? "0") ?? 0
         func usage(_ key: String) -> Int { (try? redis.call(["MEMORY", "USAGE", key, "SAMPLES", "0"]).int) ?? 0 }
-        var runs = 0, events = 0, actions = 0, inbox = 0, audit = 0, requests = 0
+        var runs = 0, events = 0, actions = 0, transient = 0, audit = 0, requests = 0
         var sampleRun = 0, sampleCount = 0
         for p in 0..<partitions {
             let k = Keys(prefix: prefix).partition(p)
@@ -198,7 +198,7 @@ struct Bench: ParsableCommand {
             runs += n
             events += usage(k.events)
             actions += usage(k.actions)
-            inbox += usage(k.inbox) + usage(k.results)
+            transient += usage(k.inbox) + usage(k.results)
             // Audit lists and run hashes: a sample of 1000 runs per partition.
             let sample = (try redis.call(["ZRANGE", k.status(.active), "0", "999"]).array ?? []).compactMap(\.string)
             let auditSample = sample.reduce(0) { $0 + usage(k.audit($1)) }
@@ -214,7 +214,7 @@ struct Bench: ParsableCommand {
             } while cursor != "0"
         }
         let reqBytes = requests * 120
-        let state = used - events - actions - inbox - audit - reqBytes
+        let state = used - events - actions - transient - audit - reqBytes
         let perRun = state / max(runs, 1)
         let hash = sampleRun / max(sampleCount, 1)
         return "\(perRun) bytes per run (\(runs) runs): the run hash \(hash) B (MEMORY USAGE), the rest indexes and enrollment; apart: audit \(audit / max(runs, 1)) B/run, events \(events / max(runs, 1)) B/run, actions \(actions / max(runs, 1)) B/run, dedupe records ~\(reqBytes / max(runs, 1)) B/run"

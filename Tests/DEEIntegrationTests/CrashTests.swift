@@ -134,16 +134,7 @@ import Darwin
         let prefix = TestRedis.uniquePrefix()
         try await TestEngine.offPool {
             let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
-            defer {
-                var cursor = "0"
-                repeat {
-                    guard let reply = try? redis.call(["SCAN", cursor, "MATCH", "\(prefix):*", "COUNT", "1000"]) else { break }
-                    let parts = reply.array ?? []
-                    cursor = parts.first?.string ?? "0"
-                    let keys = (parts.count > 1 ? parts[1].array ?? [] : []).compactMap(\.string)
-                    if !keys.isEmpty { _ = try? redis.call(["UNLINK"] + keys) }
-                } while cursor != "0"
-            }
+            defer { _ = try? redis.unlinkKeys(matching: "\(prefix):*") }
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("dee-crash-\(prefix).log")
             defer { try? FileManager.default.removeItem(at: log) }
             let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
