@@ -76,6 +76,25 @@ public enum RunID {
         pad(entry.ms, 13) + "-" + pad(entry.seq, 6) + "-"
     }
 
+    /// A string that sorts just above every run id of millisecond `ms` ("-~": `~` follows every digit), and
+    /// below every id of a later one: a bound for counting ids above a point (listRuns' seek).
+    public static func bound(ms: UInt64) -> String { pad(ms, 13) + "-~" }
+
+    /// Just above every run id of (`ms`, `seq`, `index`), below every later one.
+    public static func bound(ms: UInt64, seq: UInt64, index: UInt64) -> String {
+        pad(ms, 13) + "-" + pad(seq, 6) + "-" + pad(index, 5) + "-~"
+    }
+
+    /// The millisecond, entry sequence and index of a run id with the usual widths (13, 6 and 5 digits); nil
+    /// for anything else (a wider sequence or index no longer sorts with the others as a string).
+    public static func components(of runID: String) -> (ms: UInt64, seq: UInt64, index: UInt64)? {
+        let parts = runID.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0].count == 13, parts[1].count == 6, parts[2].count == 5,
+            let ms = UInt64(parts[0]), let seq = UInt64(parts[1]), let index = UInt64(parts[2])
+        else { return nil }
+        return (ms, seq, index)
+    }
+
     private static func pad(_ n: UInt64, _ width: Int) -> String {
         let s = String(n)
         return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s

@@ -127,25 +127,17 @@ struct PartitionReads: Sendable {
             }
             return hi
         }
-        func pad(_ n: Int, _ width: Int) -> String {
-            let s = String(n)
-            return String(repeating: "0", count: max(0, width - s.count)) + s
-        }
-        /// A run id's millisecond, and its entry sequence and index as one number.
+        // A position in id order: (millisecond, entry sequence × 100,000 + index), as run ids sort.
         func split(_ id: String) -> (ms: Int, rest: Int)? {
-            let f = id.split(separator: "-")
-            guard f.count == 4, f[0].count == 13, f[1].count == 6, f[2].count == 5, let ms = Int(f[0]),
-                let seq = Int(f[1]), let index = Int(f[2])
-            else { return nil }
-            return (ms, seq * 100_000 + index)
+            RunID.components(of: id).map { (Int($0.ms), Int($0.seq) * 100_000 + Int($0.index)) }
         }
         func restBound(_ ms: Int, _ rest: Int) -> String {
-            pad(ms, 13) + "-" + pad(rest / 100_000, 6) + "-" + pad(rest % 100_000, 5) + "-~"
+            RunID.bound(ms: UInt64(ms), seq: UInt64(rest / 100_000), index: UInt64(rest % 100_000))
         }
         let total = try counts([""])[0]
         guard offset < total else { return (total, []) }
         let window = try span(nil).flatMap { s in split(s.low).flatMap { l in split(s.high).map { (l.ms, $0.ms) } } }
-        let ms = try search((window?.0 ?? 0) - 1, window?.1 ?? 9_999_999_999_999) { pad($0, 13) + "-~" }
+        let ms = try search((window?.0 ?? 0) - 1, window?.1 ?? 9_999_999_999_999) { RunID.bound(ms: UInt64($0)) }
         let ties = try span(ms).flatMap { s in split(s.low).flatMap { l in split(s.high).map { (l.rest, $0.rest) } } }
         let rest = try search((ties?.0 ?? 0) - 1, ties?.1 ?? 99_999_999_999) { restBound(ms, $0) }
         var ids: [String] = []

@@ -142,6 +142,20 @@ struct IdentifierTests {
         #expect(RunID.make(entry: EntryID(ms: entry.ms - 1, seq: 999_999), index: 99_999, partition: 99) < bound)
     }
 
+    /// Seek bounds sit just above every id of their prefix and below every later id; components read ids back.
+    @Test func runIDBoundsAndComponents() {
+        let id = RunID.make(entry: EntryID(ms: 1_795_428_000_000, seq: 3), index: 42, partition: 7)
+        #expect(RunID.components(of: id)! == (1_795_428_000_000, 3, 42))
+        #expect(RunID.components(of: "1795428000000-3-42-7") == nil)
+        #expect(RunID.components(of: "not-a-run-id") == nil)
+        #expect(id < RunID.bound(ms: 1_795_428_000_000, seq: 3, index: 42))
+        #expect(RunID.bound(ms: 1_795_428_000_000, seq: 3, index: 41) < id)
+        #expect(id < RunID.bound(ms: 1_795_428_000_000))
+        #expect(RunID.bound(ms: 1_795_427_999_999) < id)
+        let later = RunID.make(entry: EntryID(ms: 1_795_428_000_001, seq: 0), index: 0, partition: 0)
+        #expect(RunID.bound(ms: 1_795_428_000_000) < later)
+    }
+
     // MARK: Partitioning
 
     @Test func crc32KnownVectors() {
