@@ -322,6 +322,13 @@ final class PartitionOwner: Sendable {
         return .ok(.object(merged))
     }
 
+    /// Reads the reply of an apply script sent with `sendOnly`; a fence refusal throws.
+    func receiveApplyResult(_ redis: RedisConnection) throws -> ApplyResult {
+        let result = try PartitionStore.result(redis.receive(1)[0])
+        if result == .fenced { throw Fenced() }
+        return result
+    }
+
     /// A third of the lease has passed since it was last renewed.
     var leaseRenewalDue: Bool {
         state.withLock { ContinuousClock.now - $0.renewed > .milliseconds(config.leaseMilliseconds / 3) }
@@ -585,11 +592,8 @@ final class PartitionOwner: Sendable {
         func collect() throws {
             guard let set = pending else { return }
             pending = nil
-            switch try PartitionStore.result(try redis.receive(1)[0]) {
-            case .ok, .alreadyApplied:
-                if let key = set.planCopy?.key { state.withLock { _ = $0.copiedPlans.insert(key) } }
-            case .fenced: throw Fenced()
-            }
+            _ = try receiveApplyResult(redis)
+            if let key = set.planCopy?.key { state.withLock { _ = $0.copiedPlans.insert(key) } }
         }
         do {
             var prepared = prepare(batches[first])
@@ -741,27 +745,18 @@ extension PartitionOwner {
         guard let epoch = state.withLock({ $0.epoch }) else { throw Fenced() }
         let size = config.tickBatchSize
         let chunks = stride(from: 0, to: ids.count, by: size).map { Array(ids[$0..<min($0 + size, ids.count)]) }
-        func reads(_ chunk: [String]) -> [[String]] { chunk.map { ["HGETALL", keys.run($0)] } }
-        func runs(_ replies: [RESPValue]) throws -> [Run?] {
-            try replies.map { reply in
-                if case .error(let e) = reply { throw RedisError(.server, e) }
-                return Run(fields: reply.pairs)
-            }
-        }
         // A script sent whose reply is not read yet, and the clock it moves to.
         var pending: Int?
         func collect() throws {
             guard let clock = pending else { return }
             pending = nil
-            switch try PartitionStore.result(try redis.receive(1)[0]) {
-            case .ok, .alreadyApplied: state.withLock { $0.clock = clock }
-            case .fenced: throw Fenced()
-            }
+            _ = try receiveApplyResult(redis)
+            state.withLock { $0.clock = clock }
         }
         var nextIds: [String] = []
         do {
-            try redis.sendOnly(reads(chunks[0]))
-            var loaded = try runs(redis.receive(chunks[0].count))
+            try redis.sendOnly(store.loadCommands(chunks[0]))
+            var loaded = try PartitionStore.runs(redis.receive(chunks[0].count))
             for (i, _) in chunks.enumerated() {
                 // A plan version not cached yet is read from Redis: first take the reply in flight.
                 if loaded.contains(where: { $0.map { plans.cached($0.planId, version: $0.planVersion) == nil } ?? false }) {
@@ -774,14 +769,14 @@ extension PartitionOwner {
                 set.clock = context.clock - 1
                 set.auditRetention = config.auditRetentionSeconds
                 let following = i + 1 < chunks.count ? chunks[i + 1] : nil
-                var commands = following.map(reads) ?? []
+                var commands = following.map(store.loadCommands) ?? []
                 commands += store.applyCommands([set], epoch: epoch)
                 if following == nil { commands.append(next) }
                 try redis.sendOnly(commands)
                 try collect()
                 pending = context.clock - 1
                 if let following {
-                    loaded = try runs(redis.receive(following.count))
+                    loaded = try PartitionStore.runs(redis.receive(following.count))
                 } else {
                     try collect()
                     nextIds = (try redis.receive(1)[0].array ?? []).compactMap(\.string)
@@ -916,19 +911,16 @@ extension PartitionOwner {
         var results: [ApplyResult] = []
         var inflight: Range<Int>?
         func collect(_ range: Range<Int>) throws {
-            switch try PartitionStore.result(redis.receive(1)[0]) {
-            case .fenced:
-                throw Fenced()
-            case .ok:
+            if try receiveApplyResult(redis) == .ok {
                 results += Array(repeating: .ok, count: range.count)
-            case .alreadyApplied:
-                // The group's first entry was applied already (a watermark this process did not know): nothing
-                // of the group was written; write its entries one by one. One refused as applied replies its
-                // stored result (below).
-                let singles = try store.applyMany(Array(sets[range]), epoch: epoch, redis)
-                results += singles
-                if singles.contains(.fenced) { throw Fenced() }
+                return
             }
+            // The group's first entry was applied already (a watermark this process did not know): nothing of the
+            // group was written; write its entries one by one. One refused as applied replies its stored result
+            // (below).
+            let singles = try store.applyMany(Array(sets[range]), epoch: epoch, redis)
+            results += singles
+            if singles.contains(.fenced) { throw Fenced() }
         }
         func flush(upTo end: Int) throws {
             let start = (inflight?.upperBound) ?? 0

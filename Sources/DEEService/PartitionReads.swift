@@ -74,12 +74,9 @@ struct PartitionReads: Sendable {
             }
         }
         // The page's runs, from whichever partitions hold them, in one pipeline.
-        let reads = ids.compactMap { id in RunID.partition(of: id).map { ["HGETALL", keys.partition($0).run(id)] } }
-        let runs = try redis.pipeline(reads).map { reply -> JSONValue? in
-            if case .error(let e) = reply { throw RedisError(.server, e) }
-            return Run(fields: reply.pairs)?.wire
-        }
-        return .ok(["runs": .array(runs.compactMap { $0 }), "total": .int(total)])
+        let reads = ids.flatMap { id in RunID.partition(of: id).map { store($0).loadCommands([id]) } ?? [] }
+        let runs = try PartitionStore.runs(redis.pipeline(reads)).compactMap { $0?.wire }
+        return .ok(["runs": .array(runs), "total": .int(total)])
     }
 
     /// A page deep in the merge of several partitions, without reading the runs before it. The run at the

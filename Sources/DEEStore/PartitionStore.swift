@@ -20,8 +20,15 @@ public struct PartitionStore: Sendable {
 
     public func loadRuns(_ ids: [String], _ redis: RedisConnection) throws -> [Run?] {
         if ids.isEmpty { return [] }
-        let replies = try redis.pipeline(ids.map { ["HGETALL", keys.run($0)] })
-        return try replies.map { reply in
+        return try Self.runs(redis.pipeline(loadCommands(ids)))
+    }
+
+    /// The reads of ``loadRuns(_:_:)``, for callers that pipeline them with other commands.
+    public func loadCommands(_ ids: [String]) -> [[String]] { ids.map { ["HGETALL", keys.run($0)] } }
+
+    /// Runs from `HGETALL` replies (nil for a missing or unreadable run).
+    public static func runs(_ replies: [RESPValue]) throws -> [Run?] {
+        try replies.map { reply in
             if case .error(let e) = reply { throw RedisError(.server, e) }
             return Run(fields: reply.pairs)
         }
