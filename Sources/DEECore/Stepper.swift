@@ -365,15 +365,17 @@ extension Template {
             }
             return nil
         }
-        func name(_ from: Int, _ to: Int) -> String {
+        func trimmed(_ from: Int, _ to: Int) -> (lo: Int, hi: Int) {
             var lo = from, hi = to
             while lo < hi && isSpace(b[lo]) { lo += 1 }
             while hi > lo && isSpace(b[hi - 1]) { hi -= 1 }
+            return (lo, hi)
+        }
+        func name(_ from: Int, _ to: Int) -> String {
+            let (lo, hi) = trimmed(from, to)
             return String(decoding: b[lo..<hi], as: UTF8.self)
         }
-        var lo = 0, hi = b.count
-        while lo < hi && isSpace(b[lo]) { lo += 1 }
-        while hi > lo && isSpace(b[hi - 1]) { hi -= 1 }
+        let (lo, hi) = trimmed(0, b.count)
         if hi - lo >= 4, b[lo] == open, b[lo + 1] == open, b[hi - 2] == close, b[hi - 1] == close,
             find(open, from: lo + 2, to: hi - 2) == nil
         {
