@@ -302,7 +302,7 @@ public struct ChangeContext: Sendable, Equatable {
     }
 
     /// Timestamps come from the entry id's milliseconds.
-    public var at: Int64 { Int64(commandId.ms) }
+    public var at: Int64 { Int64(clamping: commandId.ms) }
 }
 
 extension RunChange {
@@ -322,7 +322,7 @@ extension RunChange {
                 details: details, previousChecksum: run.auditHead, checksum: sum,
                 storedText: AuditEntry.stored(bodyText: bodyText, checksum: sum)))
         run.auditHead = sum
-        run.auditCount += 1
+        run.auditCount = Tick.incremented(run.auditCount)
     }
 
     public mutating func event(_ type: String, context: ChangeContext) {

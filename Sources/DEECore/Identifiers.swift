@@ -60,7 +60,7 @@ public struct EntryID: Sendable, Hashable, Comparable, CustomStringConvertible {
 /// creation order, a redelivered or replayed command derives the same id, and the id names its partition.
 public enum RunID {
     public static func make(entry: EntryID, index: Int, partition: Int) -> String {
-        pad(entry.ms, 13) + "-" + pad(entry.seq, 6) + "-" + pad(UInt64(index), 5) + "-" + String(partition)
+        pad(entry.ms, 13) + "-" + pad(entry.seq, 6) + "-" + pad(UInt64(clamping: index), 5) + "-" + String(partition)
     }
 
     /// The partition a run id names, or nil when the id is not a run id.

@@ -113,6 +113,10 @@ public struct Plan: Sendable, Equatable {
                 exitOn.append(s)
             }
         }
+        // `version` is what getPlan adds to the plan it returns, so that plan registers again as it is.
+        if let v = o["version"], !v.isNull, WholeNumber.value(v) == nil {
+            throw fail("version", "must be a whole number from 0 to \(WholeNumber.max) (got \(WholeNumber.shown(v)))")
+        }
         let allowedTop: Set<String> = ["id", "name", "exitOn", "steps", "description", "version"]
         for key in o.keys.sorted() where !allowedTop.contains(key) {
             throw fail(key, "is not a plan field (allowed: id, name, exitOn, steps, description)")
@@ -147,12 +151,15 @@ public struct Plan: Sendable, Equatable {
                 guard index[s] != nil else { throw fail("\(path).\(key)", "names no step (\"\(s)\")") }
                 return s
             }
+            /// `ticks` and `timeoutTicks`: whole numbers from 1 to 2,147,483,647 (SPEC 6).
             func positive(_ key: String, required: Bool) throws(DEEError) -> Int? {
                 guard let v = so[key], !v.isNull else {
                     if required { throw fail("\(path).\(key)", "is required") }
                     return nil
                 }
-                guard let n = v.int, n >= 1 else { throw fail("\(path).\(key)", "must be a whole number ≥ 1") }
+                guard let n = WholeNumber.value(v, min: 1) else {
+                    throw fail("\(path).\(key)", "must be a whole number from 1 to \(WholeNumber.max) (got \(WholeNumber.shown(v)))")
+                }
                 return n
             }
             guard let type = so["type"]?.string else { throw fail("\(path).type", "is required") }
@@ -179,8 +186,8 @@ public struct Plan: Sendable, Equatable {
                 let timeout = try positive("timeoutTicks", required: awaited)
                 var retries = 0
                 if let r = so["retries"], !r.isNull {
-                    guard let n = r.int, n >= 0, n <= 100 else {
-                        throw fail("\(path).retries", "must be a whole number from 0 to 100")
+                    guard let n = WholeNumber.value(r, min: 0, max: 100) else {
+                        throw fail("\(path).retries", "must be a whole number from 0 to 100 (got \(WholeNumber.shown(r)))")
                     }
                     retries = n
                 }

@@ -278,7 +278,7 @@ public struct RequestDecoder: Sendable {
         let ok: Bool
         switch type {
         case .string: ok = v.string != nil
-        case .int: ok = v.int != nil
+        case .int: ok = v.number != nil
         case .bool: ok = v.bool != nil
         case .object: ok = v.object != nil
         case .array: ok = v.array != nil
@@ -286,11 +286,26 @@ public struct RequestDecoder: Sendable {
         case .time: ok = v.string != nil || v.int != nil
         }
         guard ok else { throw DEEError.badRequest(name, "must be \(Self.describe(type)) (got \(v.typeName))") }
-        if type == .int, let i = v.int { return .int(i) }
+        if type == .int {
+            // SPEC 6: every number of a command is a whole number from 0 (or the argument's minimum) to
+            // 2,147,483,647; a configured limit below that is checked later (too_large).
+            let min = Self.minimum[name] ?? 0
+            guard let i = WholeNumber.value(v, min: min) else {
+                throw DEEError.badRequest(
+                    name, "must be a whole number from \(min) to \(WholeNumber.max) (got \(WholeNumber.shown(v)))")
+            }
+            return .int(i)
+        }
         // Epoch ms given as digits in a string or as a number are the same argument (and fingerprint).
         if type == .time, let s = v.string, let ms = Int64(s) { return .int(Int(ms)) }
         return v
     }
+
+    /// The smallest value of a whole-number argument, where it is not 0.
+    static let minimum: [String: Int] = ["version": 1, "planVersion": 1, "batchSize": 1, "limit": 1, "count": 1]
+
+    /// Epoch milliseconds a time filter may give: the range of JavaScript's `Date` (±100,000,000 days).
+    static let maxEpochMs: Int64 = 8_640_000_000_000_000
 
     static func describe(_ t: ArgType) -> String {
         switch t {
@@ -330,7 +345,9 @@ public struct RequestDecoder: Sendable {
         }
         func int(_ name: String, min: Int, max: Int? = nil) throws(DEEError) -> Int? {
             guard let n = a[name]?.int else { return nil }
-            guard n >= min else { throw DEEError.badRequest(name, "must be ≥ \(min) (got \(n))") }
+            guard n >= min, n <= WholeNumber.max else {
+                throw DEEError.badRequest(name, "must be a whole number from \(min) to \(WholeNumber.max) (got \(n))")
+            }
             if let max, n > max { throw DEEError(.tooLarge, "\(name): must be ≤ \(max) (got \(n))", field: name) }
             return n
         }
@@ -369,7 +386,7 @@ public struct RequestDecoder: Sendable {
                 if let v = o[key] {
                     let ms: Int64?
                     if let i = v.int { ms = Int64(i) } else if let s = v.string { ms = Timestamp.parse(s) } else { ms = nil }
-                    guard let ms else {
+                    guard let ms, ms >= -Self.maxEpochMs, ms <= Self.maxEpochMs else {
                         throw DEEError.badRequest(p + key, "must be an ISO-8601 time (2026-11-23T10:00:00.000Z) or epoch ms")
                     }
                     if key == "startedAfter" { f.startedAfter = ms } else { f.startedBefore = ms }

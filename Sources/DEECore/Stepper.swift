@@ -19,7 +19,7 @@ public enum Stepper {
         case .pending:
             // Becomes active at its start tick; the first step executes on the next tick.
             r.status = .active
-            r.due = t + 1
+            r.due = Tick.after(t, 1)
             eventType = "run.activated"
         case .waiting:
             completeWait(&r, plan: plan, tick: t, notes: &notes)
@@ -52,7 +52,7 @@ public enum Stepper {
             advance(&r, to: onTimeout, plan: plan, due: t)
         case .action(_, _, _, _, let retries, let onFailure):
             notes["actionTimedOut"] = .string(step.id)
-            failedAttempt(&r, step: step, retries: retries, onFailure: onFailure, plan: plan, error: "timed out", dueNext: t + 1, dueNow: t)
+            failedAttempt(&r, step: step, retries: retries, onFailure: onFailure, plan: plan, error: "timed out", dueNext: Tick.after(t, 1), dueNow: t)
         default:
             r.status = .active
             r.due = t
@@ -90,11 +90,11 @@ public enum Stepper {
                 r.status = .waiting
                 r.attempt = attempt
                 r.awaitKey = request.idempotencyKey
-                r.due = t + (timeout ?? 1)
+                r.due = Tick.after(t, timeout ?? 1)
                 return "run.waiting"
             }
             r.attempt = 0
-            advance(&r, to: step.next, plan: plan, due: t + 1)
+            advance(&r, to: step.next, plan: plan, due: Tick.after(t, 1))
             return "run.step"
         case .branch(let cases, let defaultNext):
             var target: String?
@@ -115,18 +115,18 @@ public enum Stepper {
                 return "run.failed"
             }
             notes["next"] = .string(next)
-            advance(&r, to: next, plan: plan, due: t + 1)
+            advance(&r, to: next, plan: plan, due: Tick.after(t, 1))
             return "run.step"
         case .wait(let ticks):
             r.status = .waiting
-            r.due = t + ticks
+            r.due = Tick.after(t, ticks)
             return "run.waiting"
         case .waitForSignal(_, let timeout, _, _):
             r.status = .waiting
-            r.due = timeout.map { t + $0 }
+            r.due = timeout.map { Tick.after(t, $0) }
             return "run.waiting"
         case .end(let outcome):
-            r.stepsCompleted += 1
+            r.stepsCompleted = Tick.incremented(r.stepsCompleted)
             r.end(.completed, outcome: outcome)
             return "run.completed"
         }
@@ -134,7 +134,7 @@ public enum Stepper {
 
     /// Finishes the current step and moves to `next`, active, due at `due`.
     static func advance(_ r: inout Run, to next: String?, plan: Plan, due: Int) {
-        r.stepsCompleted += 1
+        r.stepsCompleted = Tick.incremented(r.stepsCompleted)
         r.currentStep = next
         r.stepsRemaining = plan.stepsRemaining(from: next)
         r.status = .active
@@ -149,7 +149,7 @@ public enum Stepper {
     ) {
         r.awaitKey = nil
         if r.attempt <= retries {
-            r.attempt += 1
+            r.attempt = Tick.incremented(r.attempt)
             r.status = .active
             r.due = dueNext
         } else if let onFailure {
@@ -193,7 +193,7 @@ public enum Stepper {
         guard run.status == .waiting else { return nil }
         var change = RunChange(run: run)
         if let data { change.run.variables.merge(data) { _, new in new } }
-        advance(&change.run, to: onSignal, plan: plan, due: context.clock + 1)
+        advance(&change.run, to: onSignal, plan: plan, due: Tick.after(context.clock, 1))
         change.run.currentTick = context.clock
         change.event("run.step", context: context)
         change.audit("signal", details: details, context: context, signer: signer)
@@ -224,11 +224,11 @@ public enum Stepper {
         r.currentTick = context.clock
         if ok {
             if let data { r.variables.merge(data) { _, new in new } }
-            advance(&r, to: step.next, plan: plan, due: context.clock + 1)
+            advance(&r, to: step.next, plan: plan, due: Tick.after(context.clock, 1))
         } else {
             failedAttempt(
                 &r, step: step, retries: retries, onFailure: onFailure, plan: plan, error: error ?? "failed",
-                dueNext: context.clock + 1, dueNow: context.clock + 1)
+                dueNext: Tick.after(context.clock, 1), dueNow: Tick.after(context.clock, 1))
         }
         if !r.status.isOpen { r.completedAt = context.at }
         change.run = r
@@ -430,8 +430,8 @@ extension Condition {
             return .success(same(v, c.value) == (c.op == .eq))
         default:
             let order: Int
-            if let a = v.number, let b = c.value.number {
-                order = a < b ? -1 : (a > b ? 1 : 0)
+            if let o = compareNumbers(v, c.value) {
+                order = o
             } else if let a = v.string, let b = c.value.string {
                 order = a < b ? -1 : (a > b ? 1 : 0)
             } else {
@@ -448,8 +448,36 @@ extension Condition {
     }
 
     static func same(_ a: JSONValue, _ b: JSONValue) -> Bool {
-        if let x = a.number, let y = b.number { return x == y }
+        if a.number != nil, b.number != nil { return compareNumbers(a, b) == 0 }
         return a == b
+    }
+
+    /// -1, 0 or 1 as the number `a` is below, equal to or above `b`; nil unless both are numbers (NaN
+    /// included). Exact: two integers are not compared as doubles (Int.max and Int.max - 1 differ), and an
+    /// integer against a double compares the values themselves, whatever their size.
+    static func compareNumbers(_ a: JSONValue, _ b: JSONValue) -> Int? {
+        switch (a, b) {
+        case (.int(let x), .int(let y)): return x < y ? -1 : (x > y ? 1 : 0)
+        case (.double(let x), .double(let y)):
+            if x.isNaN || y.isNaN { return nil }
+            return x < y ? -1 : (x > y ? 1 : 0)
+        case (.int(let x), .double(let y)): return compare(x, y)
+        case (.double(let x), .int(let y)): return compare(y, x).map { -$0 }
+        default: return nil
+        }
+    }
+
+    /// An integer against a double, exactly.
+    private static func compare(_ i: Int, _ d: Double) -> Int? {
+        if d.isNaN { return nil }
+        // 2^63 is exact as a double; every Int is below it and at or above -2^63.
+        if d >= 9_223_372_036_854_775_808.0 { return -1 }
+        if d < -9_223_372_036_854_775_808.0 { return 1 }
+        let whole = d.rounded(.towardZero)
+        let w = Int(whole)  // in range: -2^63 ≤ whole < 2^63
+        if i != w { return i < w ? -1 : 1 }
+        let fraction = d - whole
+        return fraction > 0 ? -1 : (fraction < 0 ? 1 : 0)
     }
 
     static func comparable(_ a: JSONValue, _ b: JSONValue) -> Bool {

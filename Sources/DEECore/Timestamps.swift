@@ -3,7 +3,9 @@
 public enum Timestamp {
     public static func iso(_ ms: Int64) -> String {
         let days = floorDiv(ms, 86_400_000)
-        let msOfDay = ms - days * 86_400_000
+        // Not `ms - days * 86_400_000`: that product is below Int64.min near it.
+        let rest = ms % 86_400_000
+        let msOfDay = rest < 0 ? rest + 86_400_000 : rest
         let (y, m, d) = civil(fromDays: days)
         let h = msOfDay / 3_600_000
         let mi = (msOfDay / 60_000) % 60
@@ -66,8 +68,10 @@ public enum Timestamp {
         return c[i] == 43 ? ms - offset : ms + offset
     }
 
+    /// Floor division for b > 0; `-a` would trap for Int64.min.
     private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {
-        a >= 0 ? a / b : -((-a + b - 1) / b)
+        let q = a / b
+        return a % b < 0 ? q - 1 : q
     }
 
     private static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {

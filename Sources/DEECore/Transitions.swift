@@ -15,7 +15,7 @@ public enum Transitions {
             stepsRemaining: plan.stepsRemaining(from: plan.entry.id), startTick: pending ? startTick! : clock,
             startedAt: context.at, variables: variables)
         run.currentTick = clock
-        run.due = pending ? startTick! : clock + 1
+        run.due = pending ? startTick! : Tick.after(clock, 1)
         var change = RunChange(run: run, created: true)
         change.event("run.created", context: context)
         change.audit(
@@ -52,7 +52,7 @@ public enum Transitions {
         change.run.status = run.pausedFrom ?? .active
         change.run.pausedFrom = nil
         change.run.currentTick = context.clock
-        if let due = run.due, due <= context.clock { change.run.due = context.clock + 1 }
+        if let due = run.due, due <= context.clock { change.run.due = Tick.after(context.clock, 1) }
         change.event("run.resumed", context: context)
         change.audit(
             "resume", details: ["to": .string(change.run.status.rawValue)], context: context, signer: signer)
