@@ -44,9 +44,16 @@ struct PartitionReads: Sendable {
         DEEError(.notFound, "no run \(runId)", field: "runId")
     }
 
-    /// `{runs, total}` over the given partitions: each answers its first offset+limit ids, merged, and only
-    /// the page's runs are read. A run id starts with the fixed-width millisecond of its creation (its
-    /// `startedAt`), so newest `startedAt` first, ties by id descending, is id-descending order.
+    /// listRuns order (SPEC 6): newest `startedAt` first, ties by id ascending (creation order). A run id starts
+    /// with the fixed-width millisecond of its creation (its `startedAt`), so the order needs the ids only.
+    static func listOrder(_ a: String, _ b: String) -> Bool {
+        let ma = a.utf8.prefix(13), mb = b.utf8.prefix(13)
+        if !ma.elementsEqual(mb) { return mb.lexicographicallyPrecedes(ma) }
+        return a.utf8.lexicographicallyPrecedes(b.utf8)
+    }
+
+    /// `{runs, total}` over the given partitions: each answers its first offset+limit ids in listRuns order,
+    /// merged, and only the page's runs are read.
     func listRuns(_ filter: RunFilter, limit: Int, offset: Int, partitions: [Int]? = nil, _ redis: RedisConnection) throws
         -> Outcome
     {
@@ -70,7 +77,7 @@ struct PartitionReads: Sendable {
                     total += q.total
                     ids += q.ids
                 }
-                ids = Array(ids.sorted(by: >).dropFirst(offset).prefix(limit))
+                ids = Array(ids.sorted(by: Self.listOrder).dropFirst(offset).prefix(limit))
             }
         }
         // The page's runs, from whichever partitions hold them, in one pipeline.
@@ -79,14 +86,16 @@ struct PartitionReads: Sendable {
         return .ok(["runs": .array(runs), "total": .int(total)])
     }
 
-    /// A page deep in the merge of several partitions, without reading the runs before it. The run at the
-    /// offset is the one with exactly `offset` matching runs above it (ids are unique and sort in startedAt
-    /// order): its id is found in two parts, first its millisecond, then its entry sequence and index, each by
-    /// a 16-way search between the lowest and highest matching ids, in which every round asks each partition,
-    /// in one pipeline, how many matching runs lie above 15 bounds (the seek script). Then each partition
-    /// answers its first `limit` ids from there, merged. About 10-20 round trips whatever the offset; the merge
-    /// of every partition's first offset+limit ids it replaces cost 0.3-0.5 s at offset 100,000 over 4
-    /// partitions.
+    /// A page deep in the merge of several partitions, without reading the runs before it. In listRuns order
+    /// the run at the offset is found in two parts. First its millisecond M: the one with at most `offset`
+    /// matching runs of later milliseconds, and more than `offset` of M or later. Then, among M's runs (ascending
+    /// ids), the r-th, r = offset - (runs after M): the one with exactly (runs of M or later) - 1 - r matching
+    /// ids above it, since ids are unique and M's runs are the same set in either direction. Each part is a 16-way
+    /// search between the lowest and highest matching ids, in which every round asks each partition, in one
+    /// pipeline, how many matching runs have an id above 15 bounds (the seek script). Then each partition answers
+    /// its first `limit` ids in listRuns order from that run on, merged. About 10-20 round trips whatever the
+    /// offset; the merge of every partition's first offset+limit ids it replaces cost 0.3-0.5 s at offset 100,000
+    /// over 4 partitions.
     func seek(_ filter: RunFilter, limit: Int, offset: Int, parts: [Int], _ redis: RedisConnection) throws
         -> (total: Int, ids: [String])
     {
@@ -112,14 +121,14 @@ struct PartitionReads: Sendable {
             guard let low = lows.min(), let high = highs.max() else { return nil }
             return (low, high)
         }
-        /// The smallest n in (lo, hi] with at most `offset` runs above bound(n); runs above bound(lo) are more.
-        func search(_ lo: Int, _ hi: Int, _ bound: (Int) -> String) throws -> Int {
+        /// The smallest n in (lo, hi] with at most `target` runs above bound(n); runs above bound(lo) are more.
+        func search(_ lo: Int, _ hi: Int, _ target: Int, _ bound: (Int) -> String) throws -> Int {
             var lo = lo, hi = hi
             while hi - lo > 1 {
                 let span = hi - lo
                 let points = span <= 16 ? Array((lo + 1)..<hi) : (1...15).map { lo + span / 16 * $0 }
                 for (n, c) in zip(points, try counts(points.map(bound))) {
-                    if c > offset { lo = max(lo, n) } else { hi = min(hi, n) }
+                    if c > target { lo = max(lo, n) } else { hi = min(hi, n) }
                 }
             }
             return hi
@@ -134,12 +143,19 @@ struct PartitionReads: Sendable {
         let total = try counts([""])[0]
         guard offset < total else { return (total, []) }
         let window = try span(nil).flatMap { s in split(s.low).flatMap { l in split(s.high).map { (l.ms, $0.ms) } } }
-        let ms = try search((window?.0 ?? 0) - 1, window?.1 ?? 9_999_999_999_999) { RunID.bound(ms: UInt64($0)) }
+        let ms = try search((window?.0 ?? 0) - 1, window?.1 ?? 9_999_999_999_999, offset) {
+            RunID.bound(ms: UInt64($0))
+        }
+        let around = try counts([RunID.bound(ms: UInt64(ms)), ms > 0 ? RunID.bound(ms: UInt64(ms - 1)) : ""])
+        let (later, fromMs) = (around[0], around[1])
+        let target = fromMs - 1 - (offset - later)
         let ties = try span(ms).flatMap { s in split(s.low).flatMap { l in split(s.high).map { (l.rest, $0.rest) } } }
-        let rest = try search((ties?.0 ?? 0) - 1, ties?.1 ?? 99_999_999_999) { restBound(ms, $0) }
+        let rest = try search((ties?.0 ?? 0) - 1, ties?.1 ?? 99_999_999_999, target) { restBound(ms, $0) }
+        // The run at the offset and every id after it in its millisecond start with this (its bound without "~").
+        let start = String(restBound(ms, rest).dropLast())
         var ids: [String] = []
-        for reply in try ask(.page(size: limit, below: restBound(ms, rest))) { ids += reply.compactMap(\.string) }
-        return (total, Array(ids.sorted(by: >).prefix(limit)))
+        for reply in try ask(.page(size: limit, below: start)) { ids += reply.compactMap(\.string) }
+        return (total, Array(ids.sorted(by: Self.listOrder).prefix(limit)))
     }
 
     func stats(_ redis: RedisConnection, partitions: [Int]? = nil) throws -> Outcome {
@@ -174,23 +190,58 @@ struct PartitionReads: Sendable {
         return .ok(.array(entries.reversed().map(\.json)))
     }
 
+    /// `{valid, entries, brokenAt?}` (SPEC 7). Each stored entry must be exactly the text the engine writes for
+    /// its fields (canonical), name this run, link to the one before it (from the genesis checksum) and carry its
+    /// own checksum; the last must be the run's chain head, and their number the run's entry count. `brokenAt` is
+    /// the index (oldest first, from 0) of the first entry that fails, or of the first missing one when the chain
+    /// is intact but shorter than the count, or longer, or ends elsewhere than the head: an edit, an insertion or
+    /// a removal anywhere and a truncation of either end all fail, and so does a run with no count at all (every
+    /// run has its execute entry). A terminal run whose audit list is gone after the configured retention answers
+    /// valid, with `entries: 0` and `expired: true`; gone before its time, it is broken at 0.
     func verifyAudit(_ runId: String, _ redis: RedisConnection) throws -> Outcome {
         guard let p = RunID.partition(of: runId), p < config.partitions, let run = try store(p).loadRun(runId, redis) else {
             return .error(notFound(runId))
         }
-        let raw = try redis.call(["LRANGE", keys.partition(p).audit(runId), "0", "-1"]).array ?? []
+        let key = keys.partition(p).audit(runId)
+        // Not a list any more (overwritten with another type) reads as no entries.
+        let raw = try redis.send(["LRANGE", key, "0", "-1"]).array ?? []
+        if raw.isEmpty, run.auditCount > 0, let retention = config.auditRetentionSeconds, let completedAt = run.completedAt,
+            try redis.call(["EXISTS", key]).int == 0
+        {
+            let time = try redis.call(["TIME"]).array ?? []
+            let now = (time.first?.int ?? 0) * 1000 + (time.count > 1 ? (time[1].int ?? 0) / 1000 : 0)
+            if Int64(now) >= completedAt + Int64(retention) * 1000 {
+                return .ok(["valid": true, "entries": .int(0), "expired": true])
+            }
+        }
         var entries: [AuditEntry] = []
-        var brokenAt: Int?
+        var malformed: Int?
         for (i, item) in raw.enumerated() {
-            guard let e = item.string.flatMap(JSONValue.parse).flatMap(AuditEntry.init(json:)) else {
-                brokenAt = i
+            // The engine stores the checksum first (earlier versions stored the whole entry canonical, keys
+            // sorted): any other text, even one that parses to the same fields, was edited.
+            guard let text = item.string, let e = JSONValue.parse(text).flatMap(AuditEntry.init(json:)),
+                e.runId == runId,
+                e.storedText.utf8.elementsEqual(text.utf8) || e.json.canonical.utf8.elementsEqual(text.utf8)
+            else {
+                malformed = i
                 break
             }
             entries.append(e)
         }
-        let check = brokenAt == nil ? config.signer.verify(entries: entries, head: run.auditHead, count: run.auditCount) : (false, brokenAt)
-        var result: [String: JSONValue] = ["valid": .bool(check.0), "entries": .int(raw.count)]
-        if let b = check.1 { result["brokenAt"] = .int(b) }
+        let check: (valid: Bool, brokenAt: Int?)
+        if let malformed {
+            // A break in the chain before the malformed entry is the first one.
+            let before = config.signer.verify(
+                entries: entries, head: entries.last?.checksum ?? Run.genesis, count: entries.count)
+            check = (false, before.brokenAt ?? malformed)
+        } else if run.auditCount < 1 {
+            // Every run starts with its execute entry: no count at all is a run hash edited along with its list.
+            check = (false, 0)
+        } else {
+            check = config.signer.verify(entries: entries, head: run.auditHead, count: run.auditCount)
+        }
+        var result: [String: JSONValue] = ["valid": .bool(check.valid), "entries": .int(raw.count)]
+        if let b = check.brokenAt { result["brokenAt"] = .int(b) }
         return .ok(.object(result))
     }
 }

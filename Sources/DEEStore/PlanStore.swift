@@ -7,8 +7,6 @@ import Synchronization
 public final class PlanStore: Sendable {
     public let keys: Keys
     private let cache = Mutex<[String: Plan]>([:])
-    /// Plan id + content hash → version: fixed forever once registered.
-    private let versions = Mutex<[String: Int]>([:])
 
     public init(keys: Keys) { self.keys = keys }
 
@@ -31,29 +29,23 @@ public final class PlanStore: Sendable {
         return (v, c == 1, nil)
     }
 
-    /// Registers a plan given inline to `execute`/`bulkExecute` (no request record): its version.
+    /// Registers a plan given inline to `execute`/`bulkExecute` (no request record): its version. As for
+    /// `registerPlan` (SPEC 2), the latest version when the content equals it, else a new version, even when an
+    /// older version has this content. One small read when it is the latest; the script only when it is not.
     public func registerImplicitly(_ plan: Plan, _ redis: RedisConnection) throws -> Int {
-        let known = plan.id + ":" + plan.contentHash
-        if let v = versions.withLock({ $0[known] }) { return v }
-        let v = try registerImplicitlyUncached(plan, redis)
-        versions.withLock { $0[known] = v }
-        cache.withLock { $0["\(plan.id):\(v)"] = plan }
-        return v
-    }
-
-    private func registerImplicitlyUncached(_ plan: Plan, _ redis: RedisConnection) throws -> Int {
+        let known = try redis.call(["HMGET", keys.plan(plan.id), "latest", "h:" + plan.contentHash]).array ?? []
+        if known.count == 2, let latest = known[0].int, known[1].int == latest {
+            cache.withLock { $0["\(plan.id):\(latest)"] = plan }
+            return latest
+        }
         let reply = try redis.evalScript(
-            RegisterPlanScript.source,
-            keys: [keys.plan(plan.id), keys.planIds, keys.planRequest("implicit:" + plan.contentHash)],
-            arguments: [plan.contentHash, plan.canonicalJSON, plan.name, plan.id, "", "60"])
-        guard let items = reply.array, items.count == 3 else {
+            RegisterPlanScript.source, keys: [keys.plan(plan.id), keys.planIds],
+            arguments: [plan.contentHash, plan.canonicalJSON, plan.name, plan.id, "", "0"])
+        if case .error(let e) = reply { throw RedisError(.server, "register script: \(e)") }
+        guard let items = reply.array, items.count == 3, let v = items[0].int, v > 0 else {
             throw RedisError(.unexpectedReply, "register script answered \(reply)")
         }
-        if let v = items[0].int, v > 0 { return v }
-        // Registered moments ago by the same content: look the version up by hash.
-        guard let v = try redis.call(["HGET", keys.plan(plan.id), "h:" + plan.contentHash]).int else {
-            throw RedisError(.unexpectedReply, "plan \(plan.id) has no version for its content")
-        }
+        cache.withLock { $0["\(plan.id):\(v)"] = plan }
         return v
     }
 

@@ -1,8 +1,8 @@
 /// Answers a run query of one partition from its indexes, atomically.
 enum QueryScript {
     static let source = #"""
--- query.lua: the run ids of one partition that match a filter, newest startedAt first (ties: id descending),
--- and the exact number of matches.
+-- query.lua: the run ids of one partition that match a filter, in listRuns order (newest startedAt first, ties
+-- by id ascending: creation order), and the exact number of matches.
 -- KEYS[1]  <prefix>:{p}:idx:status:pending. Every index key is derived from its prefix (same slot).
 -- ARGV[1]  statuses, comma-separated, or "" (all)
 -- ARGV[2]  planId or ""        ARGV[3]  contactId or ""
@@ -19,6 +19,7 @@ enum QueryScript {
 -- Cost without contactId: per index O(log N) for the count and O(log N + offset + count) for the page;
 -- never a scan of runs outside the page.
 \#(IndexKeysLua.function)
+\#(ListOrderLua.functions)
 local base = string.sub(KEYS[1], 1, -(#':idx:status:pending' + 1))
 local statuses = {}
 for s in string.gmatch(ARGV[1], '[^,]+') do table.insert(statuses, s) end
@@ -32,6 +33,7 @@ if contact ~= '' then
   local statusSet = {}
   for _, s in ipairs(statuses) do statusSet[s] = true end
   local ids = redis.call('ZRANGE', base .. ':idx:contact:' .. contact, max, min, 'BYSCORE', 'REV')
+  table.sort(ids, listBefore)
   local result = {0}
   local total, taken = 0, 0
   for _, id in ipairs(ids) do
@@ -60,41 +62,84 @@ if not skipTotal then
   for _, k in ipairs(keys) do total = total + redis.call('ZCOUNT', k, min, max) end
 end
 
--- One index and no ceiling: the page is one range read.
+-- One index and no ceiling: the page is one range read (and a fix-up of its end groups).
 if #keys == 1 and ceiling == '' then
-  local result = redis.call('ZRANGE', keys[1], max, min, 'BYSCORE', 'REV', 'LIMIT', offset, count)
+  local result = newestFirst(keys[1], min, max, offset, count)
   table.insert(result, 1, total)
   return result
 end
 
--- The page: the heads of every index, merged. With a ceiling (bulkCancel: runs that existed when the command
--- arrived) ids at or above it are passed over; they can only be runs of the command's own millisecond.
+-- The page: the heads of every index (each one's first offset+count in listRuns order), merged. With a ceiling
+-- (bulkCancel: runs that existed when the command arrived) ids at or above it are passed over; they can only be
+-- runs of the command's own millisecond or later ones.
 local want = offset + count
 local heads = {}
 for _, k in ipairs(keys) do
   local from = 0
   local got = 0
   while got < want do
-    local items = redis.call('ZRANGE', k, max, min, 'BYSCORE', 'REV', 'LIMIT', from, want, 'WITHSCORES')
+    local items = newestFirst(k, min, max, from, want)
     if #items == 0 then break end
-    for i = 1, #items, 2 do
-      if ceiling == '' or items[i] < ceiling then
-        table.insert(heads, {items[i], tonumber(items[i + 1])})
+    for _, id in ipairs(items) do
+      if ceiling == '' or id < ceiling then
+        table.insert(heads, id)
         got = got + 1
       end
     end
-    from = from + #items / 2
+    from = from + #items
     if ceiling == '' then break end
   end
 end
-if #keys > 1 then
-  table.sort(heads, function(a, b)
-    if a[2] ~= b[2] then return a[2] > b[2] end
-    return a[1] > b[1]
-  end)
-end
+if #keys > 1 then table.sort(heads, listBefore) end
 local result = {total}
-for i = offset + 1, math.min(#heads, offset + count) do table.insert(result, heads[i][1]) end
+for i = offset + 1, math.min(#heads, offset + count) do table.insert(result, heads[i]) end
 return result
+"""#
+}
+
+/// Lua shared by query.lua and seek.lua: listRuns order (SPEC 6: newest `startedAt` first, ties by id ascending,
+/// i.e. creation order) over the run indexes. An index is scored by `startedAt` ms, which is also a run id's
+/// first 13 characters (fixed width), so the order is a function of the ids alone. Redis orders a sorted set by
+/// (score, member) and `REV` reverses both, so the order needed, score descending then member ascending, is
+/// `REV` order with each group of equal scores turned around. Interpolated into each script after its header.
+enum ListOrderLua {
+    static let functions = #"""
+-- listRuns order of two run ids: the newer millisecond (an id's first 13 characters) first, then the lower id.
+local function listBefore(a, b)
+  local ma, mb = string.sub(a, 1, 13), string.sub(b, 1, 13)
+  if ma ~= mb then return ma > mb end
+  return a < b
+end
+
+-- `count` ids of sorted set k whose scores are within [min, max] (ZRANGE BYSCORE bounds), in listRuns order,
+-- from position `offset` of that order. Positions of one score are the same in REV order and in this one, only
+-- turned around within the score: a page is the REV range of the same positions, with its inner score groups
+-- reversed, and its first and last groups (which may reach past the page) read by rank in ascending order.
+-- Cost: the REV range read, plus O(log N + group part) for each of the two end groups.
+local function newestFirst(k, min, max, offset, count)
+  local out = {}
+  if count <= 0 then return out end
+  local items = redis.call('ZRANGE', k, max, min, 'BYSCORE', 'REV', 'LIMIT', offset, count, 'WITHSCORES')
+  local n = #items / 2
+  local i, pos = 1, offset
+  while i <= n do
+    local score = items[2 * i]
+    local j = i
+    while j < n and items[2 * (j + 1)] == score do j = j + 1 end
+    local size = j - i + 1
+    if i > 1 and j < n then
+      for t = j, i, -1 do table.insert(out, items[2 * t - 1]) end
+    else
+      -- The group's ascending ranks start after every lower score; positions start after every higher score
+      -- within the window.
+      local newer = redis.call('ZCOUNT', k, '(' .. score, max)
+      local first = redis.call('ZCOUNT', k, '-inf', '(' .. score) + (pos - newer)
+      for _, id in ipairs(redis.call('ZRANGE', k, first, first + size - 1)) do table.insert(out, id) end
+    end
+    pos = pos + size
+    i = j + 1
+  end
+  return out
+end
 """#
 }

@@ -7,7 +7,9 @@ enum SeekScript {
 -- ARGV[1]  statuses, comma-separated, or "" (all)      ARGV[2]  planId or ""
 -- ARGV[3]  min score ("-inf", "ms" or "(ms")            ARGV[4]  max score ("+inf", "ms" or "(ms")
 -- ARGV[5]  "count": for each bound ARGV[7…], how many matching runs have an id above it
---          "page":  up to ARGV[6] matching run ids below the bound ARGV[7], highest first
+--          "page":  up to ARGV[6] matching run ids in listRuns order (newest millisecond first, ties by id
+--                   ascending) from the first id at or above ARGV[7] of ARGV[7]'s millisecond (ARGV[7] is a run
+--                   id or a prefix of one that names its millisecond: its first 13 characters)
 --          "span":  the lowest and the highest matching id ({"", ""} when none), of the whole time window when
 --                   ARGV[7] is "", else of the runs of millisecond ARGV[7]
 -- ARGV[6]  the page size (page mode)
@@ -18,6 +20,7 @@ enum SeekScript {
 -- Cost per index and bound: O(log N) ZCOUNTs, and O(log N) rank reads per halving of that millisecond's ids.
 -- Returns a list of counts (count mode) or of ids (page mode).
 \#(IndexKeysLua.function)
+\#(ListOrderLua.functions)
 local base = string.sub(KEYS[1], 1, -(#':idx:status:pending' + 1))
 local statuses = {}
 for s in string.gmatch(ARGV[1], '[^,]+') do table.insert(statuses, s) end
@@ -78,17 +81,29 @@ if mode == 'count' then
   return counts
 end
 
-local size, bound = tonumber(ARGV[6]), ARGV[7]
+-- Page: the ids of the start's millisecond at or above it (ascending ranks of that score, found by a binary
+-- search by rank), then the older milliseconds in listRuns order.
+local size, from = tonumber(ARGV[6]), ARGV[7]
+local ms = string.sub(from, 1, 13)
 local ids = {}
 for _, k in ipairs(keys) do
-  local top, bottom = window(k)
-  local start = math.max(above(k, bound), top)
-  local stop = math.min(start + size, bottom) - 1
-  if stop >= start then
-    for _, id in ipairs(redis.call('ZRANGE', k, start, stop, 'REV')) do table.insert(ids, id) end
+  local lo = redis.call('ZCOUNT', k, '-inf', '(' .. ms)
+  local hi = lo + redis.call('ZCOUNT', k, ms, ms)
+  local first, last = lo, hi
+  while first < last do
+    local mid = math.floor((first + last) / 2)
+    if redis.call('ZRANGE', k, mid, mid)[1] < from then first = mid + 1 else last = mid end
   end
+  local got = 0
+  if hi > first then
+    for _, id in ipairs(redis.call('ZRANGE', k, first, math.min(first + size, hi) - 1)) do
+      table.insert(ids, id)
+      got = got + 1
+    end
+  end
+  for _, id in ipairs(newestFirst(k, min, '(' .. ms, 0, size - got)) do table.insert(ids, id) end
 end
-table.sort(ids, function(a, b) return a > b end)
+table.sort(ids, listBefore)
 local page = {}
 for i = 1, math.min(size, #ids) do page[i] = ids[i] end
 return page
