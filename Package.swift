@@ -78,6 +78,8 @@ let package = Package(
         // Starts a private redis-server on a free loopback port when REDIS_URL is not set.
         .target(name: "DEETestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "DEECoreTests", dependencies: ["DEECore"], swiftSettings: swiftSettings),
+        // The service's decisions (router, owner, poison, failure kinds) as plain state machines, without Redis.
+        .testTarget(name: "DEEServiceTests", dependencies: ["DEEService", "DEEStore", "Redis"], swiftSettings: swiftSettings),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "DEETestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "DEEIntegrationTests",

@@ -34,9 +34,7 @@ public final class Engine: Service, Sendable {
 
     public func run() async throws {
         let plans = PlanStore(keys: Keys(prefix: config.prefix))
-        let setup = RedisClient(configuration: redisConfiguration, label: "setup")
-        try await setup.withConnection { [config] redis in try Engine.checkPartitions(config, redis) }
-        setup.close()
+        try await waitForRedis()
         let router = Router(config: config, plans: plans, logger: logger)
         logger.info(
             "engine started",
@@ -45,7 +43,8 @@ public final class Engine: Service, Sendable {
                 "partitions": "\(config.partitions)", "consumer": "\(config.consumer)",
             ])
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await self.routerLoop(router) }
+            let routing = RouterService(router: router, redis: redisConfiguration, logger: logger)
+            group.addTask { try await routing.run() }
             for p in 0..<config.partitions {
                 let owner = PartitionOwner(partition: p, config: config, plans: plans, logger: logger)
                 group.addTask { try await self.ownerLoop(owner) }
@@ -57,51 +56,57 @@ public final class Engine: Service, Sendable {
         logger.info("engine stopped")
     }
 
-    private var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
-
-    private func routerLoop(_ router: Router) async throws {
-        let client = RedisClient(configuration: redisConfiguration, label: "router")
-        defer { client.close() }
-        var prepared = false
-        var pendingDone = false
-        var lastClaim = ContinuousClock.now
-        while !stopping {
+    /// Connects and checks the deployment's partition count, retrying with backoff while Redis cannot be reached
+    /// (it may still be starting, or restarting): a clear log line per attempt, never an exit. A wrong partition
+    /// count is not retried.
+    private func waitForRedis() async throws {
+        let setup = RedisClient(configuration: redisConfiguration, label: "setup")
+        defer { setup.close() }
+        var failures = 0
+        while true {
             do {
-                if !prepared {
-                    try await client.withConnection { try router.prepare($0) }
-                    prepared = true
-                }
-                if !pendingDone {
-                    // After a restart, finish this consumer's own pending entries first.
-                    let n = try await client.withConnection { try router.step($0, source: .pending) }
-                    if n == 0 { pendingDone = true }
-                    continue
-                }
-                if ContinuousClock.now - lastClaim > .seconds(5) {
-                    lastClaim = ContinuousClock.now
-                    while try await client.withConnection({ try router.step($0, source: .claimed) }) > 0, !stopping {}
-                    _ = try await client.withConnection { try router.trimIngress($0) }
-                }
-                _ = try await client.withConnection { try router.step($0, source: .new) }
-            } catch {
-                logger.error("router: \(error)")
-                // The stream or its group was deleted (FLUSHALL, a Redis restarted without persistence): make
-                // the group again rather than fail forever.
-                if "\(error)".contains("NOGROUP") { prepared = false }
-                try? await Task.sleep(for: .milliseconds(200))
+                try await setup.withConnection { [config] redis in try Engine.checkPartitions(config, redis) }
+                if failures > 0 { logger.info("Redis reachable", metadata: ["redis": "\(redisConfiguration.displayURL)"]) }
+                return
+            } catch let error as RedisError where Failure.classify(error) == .transient {
+                failures += 1
+                let delay = Backoff.delay(failures: failures)
+                logger.warning(
+                    "cannot reach Redis yet; retrying",
+                    metadata: [
+                        "redis": "\(redisConfiguration.displayURL)", "error": "\(error)", "retry_in": "\(delay)",
+                        "attempt": "\(failures)",
+                    ])
+                try await Task.sleep(for: delay)
+                if stopping { throw CancellationError() }
             }
         }
     }
 
+    private var stopping: Bool { Task.isCancelled || Task.isShuttingDownGracefully }
+
     private func ownerLoop(_ owner: PartitionOwner) async throws {
         let client = RedisClient(configuration: redisConfiguration, label: "partition-\(owner.partition)")
         defer { client.close() }
+        var failures = 0
         while !stopping {
             do {
                 _ = try await client.withConnection { try owner.step($0) }
+                if failures > 0 {
+                    logger.info("partition \(owner.partition): Redis answers again", metadata: ["failures": "\(failures)"])
+                    failures = 0
+                }
+            } catch is Fenced {
+                // Another process holds the partition now; the next round stands by.
+                continue
             } catch {
-                logger.error("partition \(owner.partition): \(error)")
-                try? await Task.sleep(for: .milliseconds(200))
+                failures += 1
+                if failures == 1 || failures % 50 == 0 {
+                    logger.error(
+                        "partition \(owner.partition): \(error)",
+                        metadata: ["failure": "\(Failure.classify(error))", "failures": "\(failures)"])
+                }
+                try? await Task.sleep(for: Backoff.delay(failures: failures))
             }
         }
         _ = try? await client.withConnection { owner.releaseLease($0); return 0 }

@@ -25,9 +25,10 @@ public struct EngineConfiguration: Sendable {
     public var auditRetentionSeconds: Int?
     public var replyMaxLen = 10_000
     public var rejectedMaxLen = 100_000
+    /// How long a partition or router lease lasts without renewal; holders renew it every third of it.
     public var leaseMilliseconds = 10_000
     public var claimIdleMilliseconds = 30_000
-    /// Deliveries after which an ingress entry is a poison message.
+    /// Attempts at one entry, each made on its own and counted in Redis, after which it is a poison message (SPEC 9).
     public var maxDeliveries = 5
     /// HMAC key for audit checksums, kept outside Redis; nil: plain SHA-256.
     public var auditKey: [UInt8]?

@@ -29,7 +29,8 @@ final class PartitionOwner: Sendable {
         var lastRead = "0-0"
         var clock = 0
         var copiedPlans = Set<String>()
-        var failures: [String: Int] = [:]
+        /// Apply the next batch one entry at a time, counting attempts (after a failure, or on taking over).
+        var singly = true
         var renewed = ContinuousClock.now
     }
 
@@ -52,22 +53,14 @@ final class PartitionOwner: Sendable {
 
     // MARK: - Lease
 
-    static let renewScript = """
-        -- renew_lease.lua: extend the lease when this process still holds it.
-        -- KEYS[1] <prefix>:{p}:lease   ARGV[1] holder name   ARGV[2] lease ms
-        if redis.call('GET', KEYS[1]) == ARGV[1] then
-          return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-        end
-        return 0
-        """
+    var lease: Lease {
+        Lease(key: keys.lease, epochKey: keys.epoch, holder: config.instance, milliseconds: config.leaseMilliseconds)
+    }
 
     /// Takes or renews the lease. Returns whether this process owns the partition now.
     func holdLease(_ redis: RedisConnection) throws -> Bool {
-        let holder = config.instance
         if state.withLock({ $0.epoch }) != nil {
-            let renewed = try redis.evalScript(
-                Self.renewScript, keys: [keys.lease], arguments: [holder, String(config.leaseMilliseconds)])
-            if renewed.int == 1 {
+            if try lease.renew(redis) {
                 state.withLock { $0.renewed = .now }
                 return true
             }
@@ -76,9 +69,7 @@ final class PartitionOwner: Sendable {
         }
         // The holder is unique per process instance: two processes never both think they hold a lease, even
         // with the same consumer name. A restarted process waits for its predecessor's lease to expire.
-        let got = try redis.send(["SET", keys.lease, holder, "NX", "PX", String(config.leaseMilliseconds)])
-        guard got == .string("OK") else { return false }
-        let epoch = try redis.call(["INCR", keys.epoch]).int ?? 0
+        guard let epoch = try lease.acquire(redis) else { return false }
         let replies = try redis.pipeline([["GET", keys.applied], ["GET", keys.replied], ["GET", keys.clock]])
         state.withLock {
             $0.renewed = .now
@@ -86,39 +77,41 @@ final class PartitionOwner: Sendable {
             $0.applied = replies[0].string.flatMap(EntryID.init)
             $0.lastRead = replies[1].string ?? "0-0"
             $0.clock = replies[2].int ?? 0
+            // The predecessor may have died on one of the next entries: take the first batch one by one.
+            $0.singly = true
         }
         logger.info("took the partition", metadata: ["epoch": "\(epoch)"])
         return true
     }
 
-    static let releaseScript = """
-        -- release_lease.lua: give the lease up at shutdown, so a successor need not wait for it to expire.
-        -- KEYS[1] <prefix>:{p}:lease   ARGV[1] holder name
-        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-        return 0
-        """
-
     /// Gives the lease up (graceful shutdown).
     func releaseLease(_ redis: RedisConnection) {
-        _ = try? redis.evalScript(Self.releaseScript, keys: [keys.lease], arguments: [config.instance])
+        lease.release(redis)
         state.withLock { $0.epoch = nil }
     }
 
     // MARK: - Inbox
 
     /// One round: hold the lease, read a batch of the inbox, apply and reply each entry. Returns entries handled.
+    ///
+    /// The replied watermark (where the next round reads from, and below which the inbox and the results stream
+    /// are trimmed) moves only once the replies of the entries below it are written: a connection lost between an
+    /// apply and its reply makes the next round read the entry again, find it applied, and reply its stored result.
+    /// After any failure, and on taking the partition, the next batch is applied one entry at a time (see
+    /// ``stepSingly(_:_:)``).
     func step(_ redis: RedisConnection) throws -> Int {
         guard try holdLease(redis) else {
             sleepMilliseconds(config.blockMilliseconds)
             return 0
         }
-        let from = state.withLock { $0.lastRead }
+        let (from, singly) = state.withLock { ($0.lastRead, $0.singly) }
         let reply = try redis.call([
             "XREAD", "COUNT", String(config.readCount), "BLOCK", String(config.blockMilliseconds), "STREAMS",
             keys.inbox, from,
         ])
         guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { return 0 }
         let entries = [RESPValue].entries(first[1])
+        if singly { return try stepSingly(entries, redis) }
         var replies: [[String]] = []
         var last: String?
         var skipUntil = -1
@@ -127,7 +120,10 @@ final class PartitionOwner: Sendable {
                 last = entry.id
                 continue
             }
-            guard let id = EntryID(entry.id) else { continue }
+            guard let id = EntryID(entry.id) else {
+                last = entry.id
+                continue
+            }
             let fields = Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })
             do {
                 // Consecutive plain executes go through one check pipeline and one apply pipeline.
@@ -139,61 +135,78 @@ final class PartitionOwner: Sendable {
                     continue
                 }
                 if let r = try handle(id, fields, redis) { replies.append(r) }
-                state.withLock { $0.failures[entry.id] = nil }
-            } catch let e as Fenced {
-                _ = e
-                break
             } catch {
-                let n = state.withLock { s -> Int in
-                    s.failures[entry.id, default: 0] += 1
-                    return s.failures[entry.id]!
+                // What was applied before the failure is replied and the watermark moved past it; the rest of the
+                // batch is read again and applied one by one, so the entry at fault is found and only it counted.
+                if !(error is Fenced) { state.withLock { $0.singly = true } }
+                if let last, (try? redis.pipeline(replies + advanceCommands(to: last))) != nil {
+                    state.withLock { $0.lastRead = last }
                 }
-                guard n >= config.maxDeliveries else {
-                    // What was applied before the failure is replied; the replied watermark (and the results
-                    // stream's trim) moves only once those replies are out.
-                    let sent = replies.isEmpty || (try? redis.pipeline(replies)) != nil
-                    if sent, let last { try? advance(to: last, redis) }
-                    throw error
-                }
-                // A poison entry: reply internal, record it, and go on.
-                logger.error("giving up on an inbox entry", metadata: ["stream.entry_id": "\(entry.id)", "error": "\(error)"])
-                let address = address(id, fields)
-                if let r = address.command(.error(DEEError(.internal, "the engine could not apply this command: \(error)")), maxLen: config.replyMaxLen) {
-                    replies.append(r)
-                }
-                _ = try? redis.send([
-                    "XADD", Keys(prefix: config.prefix).deadletter, "MAXLEN", "~", String(config.rejectedMaxLen), "*",
-                    "commandId", entry.id, "partition", String(partition), "error", "\(error)",
-                ])
+                throw error
             }
             last = entry.id
         }
         // Replies, then the replied watermark, in one round trip.
-        var commands = replies
-        if let last {
-            state.withLock { $0.lastRead = last }
-            commands += [
-                ["SET", keys.replied, last], ["XTRIM", keys.inbox, "MINID", "~", last],
-                ["XTRIM", keys.results, "MINID", "~", last],
-            ]
-        }
+        let commands = replies + (last.map(advanceCommands) ?? [])
         if !commands.isEmpty {
             for r in try redis.pipeline(commands) {
                 if case .error(let e) = r { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
             }
         }
+        if let last { state.withLock { $0.lastRead = last } }
         return entries.count
     }
 
-    /// Everything up to `id` is applied and replied: remember it, and trim the inbox below it.
-    private func advance(to id: String, _ redis: RedisConnection) throws {
-        state.withLock { $0.lastRead = id }
-        _ = try redis.pipeline([
-            ["SET", keys.replied, id], ["XTRIM", keys.inbox, "MINID", "~", id], ["XTRIM", keys.results, "MINID", "~", id],
-        ])
+    /// Applies entries one at a time, each attempt counted in `<prefix>:{p}:attempts` first (so a process that dies
+    /// on an entry, or an entry that fails, is counted across restarts). An entry attempted more than
+    /// `maxDeliveries` times is poison: it goes to the dead letters with its error and its command, is answered
+    /// `internal`, and the partition goes on. A transient failure takes its attempt back.
+    func stepSingly(_ entries: [StreamEntry], _ redis: RedisConnection) throws -> Int {
+        for entry in entries {
+            let fields = Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })
+            guard let id = EntryID(entry.id) else { continue }
+            let attempts = try redis.call(["HINCRBY", keys.attempts, entry.id, "1"]).int ?? 1
+            var commands: [[String]] = []
+            if AttemptDecision.decide(attempts: attempts, maxAttempts: config.maxDeliveries) == .poison {
+                commands += poison(id, fields, reason: "failed \(attempts - 1) attempts")
+            } else {
+                do {
+                    if let r = try handle(id, fields, redis) { commands.append(r) }
+                } catch {
+                    if Failure.classify(error) == .transient {
+                        _ = try? redis.call(["HINCRBY", keys.attempts, entry.id, "-1"])
+                    }
+                    logger.warning(
+                        "an inbox entry failed", metadata: ["stream.entry_id": "\(entry.id)", "error": "\(error)"])
+                    throw error
+                }
+            }
+            _ = try redis.pipeline(commands + [["HDEL", keys.attempts, entry.id]] + advanceCommands(to: entry.id))
+            state.withLock { $0.lastRead = entry.id }
+        }
+        state.withLock { $0.singly = false }
+        return entries.count
     }
 
-    struct Fenced: Error {}
+    /// Gives up on an inbox entry: the `internal` reply, and a dead letter holding the command as a producer would
+    /// send it again (type, args, replyTo, actor, requestId), for `redriveDeadletter`.
+    private func poison(_ id: EntryID, _ f: [String: String], reason: String) -> [[String]] {
+        logger.error("giving up on an inbox entry", metadata: ["stream.entry_id": "\(id)", "reason": "\(reason)"])
+        let error = DEEError(
+            .internal, "the engine could not apply this command (\(reason)); see \(Keys(prefix: config.prefix).deadletter)")
+        var original: [(String, String)] = [("type", f["type"] ?? ""), ("args", f["args"] ?? "{}")]
+        for (field, name) in [("rid", "requestId"), ("replyTo", "replyTo"), ("actor", "actor")] {
+            if let v = f[field], !v.isEmpty { original.append((name, v)) }
+        }
+        let dead = Deadletters(keys: Keys(prefix: config.prefix), maxLen: config.rejectedMaxLen).add(
+            commandId: id.description, source: "partition \(partition)", error: reason, fields: original)
+        return [dead] + [address(id, f).command(.error(error), maxLen: config.replyMaxLen)].compactMap { $0 }
+    }
+
+    /// Everything up to `id` is applied and replied: the replied watermark, and the trims below it.
+    private func advanceCommands(to id: String) -> [[String]] {
+        [["SET", keys.replied, id], ["XTRIM", keys.inbox, "MINID", "~", id], ["XTRIM", keys.results, "MINID", "~", id]]
+    }
 
     func address(_ id: EntryID, _ f: [String: String]) -> ReplyAddress {
         let rid = f["rid"] ?? ""
@@ -337,9 +350,7 @@ final class PartitionOwner: Sendable {
     /// A batched command (a large tick or bulk command) can outlast the lease: renew it between batches.
     func renewDuringLongCommands(_ redis: RedisConnection) throws {
         guard leaseRenewalDue else { return }
-        let renewed = try redis.evalScript(
-            Self.renewScript, keys: [keys.lease], arguments: [config.instance, String(config.leaseMilliseconds)])
-        guard renewed.int == 1 else {
+        guard try lease.renew(redis) else {
             logger.warning("lost the partition lease during a long command")
             state.withLock { $0.epoch = nil }
             throw Fenced()
@@ -693,8 +704,9 @@ extension PartitionOwner {
         let state = saved.state.flatMap(JSONValue.parse)?.object ?? [:]
         var n = saved.batches
         let start = state["start"]?.int ?? context.clock
-        let end = start + count
-        var t = state["t"]?.int ?? start + 1
+        // Saturating (DEECore's Tick): a clock near the top of Int, or stored progress, must never trap.
+        let end = Tick.after(start, count)
+        var t = state["t"]?.int ?? Tick.after(start, 1)
         var stepped = state["stepped"]?.int ?? 0
         func progress(_ t: Int, _ stepped: Int) -> String {
             JSONValue.object(["start": .int(start), "t": .int(t), "stepped": .int(stepped)]).canonical
@@ -711,8 +723,9 @@ extension PartitionOwner {
                 // Tick t is finished; jump to the next tick that has a due run.
                 let next = (try redis.call(["ZRANGE", keys.due, "-inf", "+inf", "BYSCORE", "LIMIT", "0", "1", "WITHSCORES"]).array ?? [])
                 let nextDue = next.count == 2 ? next[1].int : nil
-                let newT = min(max(t + 1, nextDue ?? end + 1), end + 1)
-                if newT > end { break }
+                let past = Tick.after(end, 1)
+                let newT = min(max(Tick.after(t, 1), nextDue ?? past), past)
+                if newT > end || newT <= t { break }
                 var set = ChangeSet(entry: nil)
                 n += 1
                 set.batch = (progressKey, n, progress(newT, stepped))
@@ -728,7 +741,7 @@ extension PartitionOwner {
                 progressKey: progressKey, next: dueIds(t), redis)
         }
         changes.clock = end
-        changes.batch = (progressKey, n + 1, progress(end + 1, stepped))
+        changes.batch = (progressKey, n + 1, progress(Tick.after(end, 1), stepped))
         return .ok(["tick": .int(end), "stepped": .int(stepped)])
     }
 
@@ -757,12 +770,12 @@ extension PartitionOwner {
         do {
             try redis.sendOnly(store.loadCommands(chunks[0]))
             var loaded = try PartitionStore.runs(redis.receive(chunks[0].count))
-            for (i, _) in chunks.enumerated() {
+            for (i, chunk) in chunks.enumerated() {
                 // A plan version not cached yet is read from Redis: first take the reply in flight.
                 if loaded.contains(where: { $0.map { plans.cached($0.planId, version: $0.planVersion) == nil } ?? false }) {
                     try collect()
                 }
-                var set = tickBatch(loaded, context: context, redis)
+                var set = tickBatch(loaded, ids: chunk, context: context, redis)
                 stepped += set.changes.filter { !$0.audit.isEmpty }.count
                 n += 1
                 set.batch = (progressKey, n, progress(stepped))
@@ -792,10 +805,16 @@ extension PartitionOwner {
     }
 
     /// One batch of a tick: the change of every loaded run that is due.
-    private func tickBatch(_ loaded: [Run?], context: ChangeContext, _ redis: RedisConnection) -> ChangeSet {
+    private func tickBatch(_ loaded: [Run?], ids: [String], context: ChangeContext, _ redis: RedisConnection) -> ChangeSet {
         var set = ChangeSet(entry: nil)
-        for run in loaded {
-            guard var run else { continue }
+        for (id, run) in zip(ids, loaded) {
+            guard var run else {
+                // State an operator or eviction left behind: a schedule entry whose run is gone. Left there, every
+                // tick would read it again and never finish.
+                logger.warning("a due run is gone; taking it out of the schedule", metadata: ["run.id": "\(id)"])
+                set.orphanedDue.append(id)
+                continue
+            }
             let plan: Plan
             do {
                 plan = try planVersion(run.planId, run.planVersion, redis)

@@ -78,17 +78,6 @@ struct ReplyAddress: Sendable {
 extension Array where Element == RESPValue {
     /// Stream entries `[[id, [f, v, …]], …]` as (id, fields).
     static func entries(_ reply: RESPValue) -> [(id: String, fields: [(String, String)])] {
-        guard let items = reply.array else { return [] }
-        return items.compactMap { item in
-            guard let pair = item.array, pair.count == 2, let id = pair[0].string else { return nil }
-            let flat = pair[1].array ?? []
-            var fields: [(String, String)] = []
-            var i = 0
-            while i + 1 < flat.count {
-                fields.append((flat[i].string ?? "", flat[i + 1].string ?? ""))
-                i += 2
-            }
-            return (id, fields)
-        }
+        RESPValue.streamEntryList(reply)
     }
 }

@@ -14,6 +14,9 @@ public struct ChangeSet: Sendable {
     public var clock: Int?
     /// Seconds a terminal run's audit list is kept (nil: no expiry).
     public var auditRetention: Int?
+    /// Run ids found in the due schedule whose run hash is gone (deleted by an operator, evicted): taken out of
+    /// the schedule so that ticks never wait on them.
+    public var orphanedDue: [String] = []
 
     /// The last entry this set completes when it completes several consecutive commands (see `init(group:)`).
     public var through: EntryID?
@@ -124,6 +127,7 @@ public struct ChangeSet: Sendable {
         for copy in (planCopy.map { [$0] } ?? []) + groupedPlanCopies { w.add("SET", copy.key, [copy.json, "NX"]) }
         if let suppress { w.add("HSET", PartitionKeys.suppressedSuffix, [suppress.contact, suppress.value]) }
         if let unsuppress { w.add("HDEL", PartitionKeys.suppressedSuffix, [unsuppress]) }
+        if !orphanedDue.isEmpty { w.add("ZREM", PartitionKeys.dueSuffix, orphanedDue) }
         if let clock { w.add("SET", PartitionKeys.clockSuffix, [String(clock)]) }
         if let share { w.add("SET", share.key, [share.value, "EX", String(share.ttl)]) }
         // The stored result is written only with the entry that completes the command.

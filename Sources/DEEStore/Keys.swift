@@ -17,6 +17,11 @@ public struct Keys: Sendable, Equatable {
     public func gather(_ entry: String) -> String { "\(prefix):gather:\(entry)" }
     /// The wall-clock ticker's lease (one process advances the clock).
     public var tickerLease: String { "\(prefix):ticker" }
+    /// The router lease: one process routes the ingress stream at a time (SPEC 9); its epoch fences inbox writes.
+    public var routerLease: String { "\(prefix):router" }
+    public var routerEpoch: String { "\(prefix):router:epoch" }
+    /// Attempts at ingress entries routed on their own (entry id → count), kept across restarts.
+    public var routerAttempts: String { "\(prefix):router:attempts" }
 
     // The plan registry.
     public var plansTag: String { "\(prefix):{plans}" }
@@ -36,6 +41,10 @@ public struct PartitionKeys: Sendable, Equatable {
     public var epoch: String { "\(base):epoch" }
     public var lease: String { "\(base):lease" }
     public var inbox: String { "\(base):inbox" }
+    /// The highest router epoch that wrote this inbox: a router with a lower one is refused.
+    public var routerFence: String { "\(base):rfence" }
+    /// Attempts at inbox entries applied on their own (entry id → count), kept across restarts.
+    public var attempts: String { "\(base):attempts" }
     public var applied: String { "\(base):applied" }
     public var replied: String { "\(base):replied" }
     public var clock: String { "\(base):\(Self.clockSuffix)" }

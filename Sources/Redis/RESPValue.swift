@@ -59,4 +59,19 @@ public enum RESPValue: Sendable, Hashable {
             return (id, pair[1].pairs)
         }
     }
+
+    /// Stream entries as (id, fields in their order). An entry deleted while pending has no fields.
+    public static func streamEntryList(_ reply: RESPValue) -> [(id: String, fields: [(String, String)])] {
+        (reply.array ?? []).compactMap { item in
+            guard let pair = item.array, pair.count == 2, let id = pair[0].string else { return nil }
+            let flat = pair[1].array ?? []
+            var fields: [(String, String)] = []
+            var i = 0
+            while i + 1 < flat.count {
+                fields.append((flat[i].string ?? "", flat[i + 1].string ?? ""))
+                i += 2
+            }
+            return (id, fields)
+        }
+    }
 }

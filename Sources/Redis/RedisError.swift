@@ -19,6 +19,15 @@ public struct RedisError: Error, Sendable, CustomStringConvertible, Equatable {
         self.message = message
     }
 
+    /// The error code of a server error reply: its first word (`BUSY`, `OOM`, `NOSCRIPT`, …), after an `ERR `
+    /// that Redis puts before a script's own error. Empty for errors that are not the server's.
+    public var serverCode: String {
+        guard kind == .server else { return "" }
+        var words = message.split(separator: " ", maxSplits: 2)
+        if words.first == "ERR", words.count > 1, words[1].allSatisfy({ $0.isUppercase }) { words.removeFirst() }
+        return words.first.map(String.init) ?? ""
+    }
+
     public var description: String {
         switch kind {
         case .connection: return "redis connection error: \(message)"

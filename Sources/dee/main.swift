@@ -65,7 +65,27 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HMAC key for audit checksums, from a file kept outside Redis (default: plain SHA-256).")
     var auditKeyFile: String?
 
+    @Option(help: "How long a partition or router lease lasts without renewal, e.g. 10s (a dead process's partitions are taken over after it).")
+    var lease = "10s"
+
+    @Option(help: "How long an ingress entry stays pending under another consumer before the router takes it, e.g. 30s.")
+    var claimIdle = "30s"
+
+    @Option(help: "How long a read of the ingress stream or an inbox blocks, e.g. 500ms.")
+    var block = "500ms"
+
+    @Option(help: "Attempts at one entry, each on its own, before it is a poison message (dead letter).")
+    var maxAttempts = 5
+
     func validate() throws {
+        for (name, value, range) in [
+            ("--lease", lease, 0.2...3600.0), ("--claim-idle", claimIdle, 0.1...86400.0), ("--block", block, 0.01...60.0),
+        ] {
+            guard let v = Self.seconds(value), range.contains(v) else {
+                throw ValidationError("\(name) takes a duration like 10s or 500ms, from \(range.lowerBound)s to \(range.upperBound)s (got \(value))")
+            }
+        }
+        guard (1...1000).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-1000") }
         guard (1...16384).contains(partitions) else { throw ValidationError("--partitions must be 1-16384") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard streamMaxlen >= 1 else { throw ValidationError("--stream-maxlen must be at least 1") }
@@ -87,6 +107,10 @@ struct Serve: AsyncParsableCommand {
         config.partitions = partitions
         config.tickEverySeconds = tickEvery.flatMap(Self.seconds)
         config.streamMaxLen = streamMaxlen
+        config.leaseMilliseconds = Self.milliseconds(lease)
+        config.claimIdleMilliseconds = Self.milliseconds(claimIdle)
+        config.blockMilliseconds = Self.milliseconds(block)
+        config.maxDeliveries = maxAttempts
         config.auditRetentionSeconds = auditRetention.flatMap(Self.seconds).map { Int($0) }
         if let auditKeyFile {
             config.auditKey = Array(try Data(contentsOf: URL(fileURLWithPath: auditKeyFile)))
@@ -100,6 +124,8 @@ struct Serve: AsyncParsableCommand {
                 services: [.init(service: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
     }
+
+    static func milliseconds(_ text: String) -> Int { Int(((seconds(text) ?? 0) * 1000).rounded()) }
 
     static func seconds(_ text: String) -> Double? {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]

@@ -23,117 +23,102 @@ final class Router: Sendable {
         self.reads = PartitionReads(config: config, plans: plans)
     }
 
-    /// Creates the consumer group (from the stream's start, so commands sent before the first start run).
-    func prepare(_ redis: RedisConnection) throws {
-        let reply = try redis.send(["XGROUP", "CREATE", keys.commands, config.group, "0", "MKSTREAM"])
-        if case .error(let e) = reply, !e.hasPrefix("BUSYGROUP") { throw RedisError(.server, e) }
+    /// The router's Redis reads and writes.
+    var ingress: IngressStore {
+        IngressStore(keys: keys, group: config.group, consumer: config.consumer, partitions: config.partitions)
     }
 
-    /// Trims the ingress stream below the oldest entry still pending in the group (or, with none pending, below
-    /// the last one delivered): never an entry a consumer may still need (SPEC 9). Returns the MINID used.
-    @discardableResult
-    func trimIngress(_ redis: RedisConnection) throws -> String? {
-        let replies = try redis.pipeline([
-            ["XPENDING", keys.commands, config.group], ["XINFO", "GROUPS", keys.commands],
-        ])
-        var floor: String?
-        if let summary = replies[0].array, summary.count >= 2, let oldest = summary[1].string {
-            floor = oldest
-        } else if let groups = replies[1].array {
-            for group in groups {
-                let info = group.pairs
-                if info["name"] == config.group { floor = info["last-delivered-id"] }
-            }
-        }
-        guard let floor, floor != "0-0" else { return nil }
-        try redis.call(["XTRIM", keys.commands, "MINID", floor])
-        return floor
+    /// What routing a batch came to.
+    enum BatchResult: Equatable {
+        /// Every entry is routed (or dead-lettered) and acknowledged.
+        case done
+        /// An inbox refused the router's epoch: another process routes now; nothing was acknowledged.
+        case fenced
     }
 
-    enum Source { case pending, claimed, new }
-
-    /// Reads one batch and handles it. `source` picks the consumer's own pending entries (after a restart),
-    /// entries claimed from a dead consumer, or new ones. Returns how many entries it handled.
-    func step(_ redis: RedisConnection, source: Source) throws -> Int {
-        let batch: [(id: String, fields: [(String, String)])]
-        switch source {
-        case .new:
-            let reply = try redis.call([
-                "XREADGROUP", "GROUP", config.group, config.consumer, "COUNT", String(config.readCount), "BLOCK",
-                String(config.blockMilliseconds), "STREAMS", keys.commands, ">",
-            ])
-            batch = streamBatch(reply)
-        case .pending:
-            let reply = try redis.call([
-                "XREADGROUP", "GROUP", config.group, config.consumer, "COUNT", String(config.readCount), "STREAMS",
-                keys.commands, "0",
-            ])
-            batch = streamBatch(reply)
-        case .claimed:
-            let reply = try redis.call([
-                "XAUTOCLAIM", keys.commands, config.group, config.consumer, String(config.claimIdleMilliseconds),
-                "0-0", "COUNT", String(config.readCount),
-            ])
-            batch = reply.array.map { $0.count > 1 ? [RESPValue].entries($0[1]) : [] } ?? []
-        }
-        if batch.isEmpty { return 0 }
-        var deliveries: [String: Int] = [:]
-        if source != .new {
-            let reply = try redis.call([
-                "XPENDING", keys.commands, config.group, batch.first!.id, batch.last!.id, String(batch.count + 16),
-            ])
-            for item in reply.array ?? [] {
-                if let a = item.array, a.count >= 4, let id = a[0].string, let n = a[3].int { deliveries[id] = n }
-            }
-        }
-        var acks: [String] = []
+    /// Routes a batch of ingress entries: validates each, answers those the router answers, appends the others to
+    /// the inboxes they touch (one fenced script per partition, entries in id order), then acknowledges them. A
+    /// failure throws before anything is acknowledged; the caller routes the pending entries again.
+    func routeBatch(_ batch: [StreamEntry], epoch: Int, _ redis: RedisConnection) throws -> BatchResult {
         var out = Batch()
+        var routed: [String] = []
         for entry in batch {
-            if entry.fields.isEmpty {
-                // Deleted from the stream while pending: nothing to do but acknowledge.
-                acks.append(entry.id)
-                continue
-            }
-            if let n = deliveries[entry.id], n > config.maxDeliveries {
-                deadletter(entry, reason: "delivered \(n) times", redis)
-                acks.append(entry.id)
-                continue
-            }
+            routed.append(entry.id)
+            // Deleted from the stream while pending: nothing to route.
+            if entry.fields.isEmpty { continue }
             try route(entry, &out, redis)
-            acks.append(entry.id)
         }
-        // One round trip: every inbox copy, reply and rejection of the batch, then the acknowledgement.
-        let replies = try redis.pipeline(out.commands + [["XACK", keys.commands, config.group] + acks])
-        for reply in replies.dropLast() {
-            // An inbox that already has this id (or a later one) was routed to before: harmless.
-            if case .error(let e) = reply, !e.contains("equal or smaller") { throw RedisError(.server, e) }
+        let parts = out.inbox.keys.sorted()
+        let calls = parts.map { ingress.appendCall(partition: $0, epoch: epoch, entries: out.inbox[$0] ?? []) }
+        let (codes, _) = try ingress.append(calls, then: out.commands, redis)
+        if codes.contains(where: { $0 == nil }) { return .fenced }
+        var perEntry: [String: [(partition: Int, code: AppendCode)]] = [:]
+        for (k, p) in parts.enumerated() {
+            for (e, code) in zip(out.inbox[p] ?? [], codes[k] ?? []) { perEntry[e.id, default: []].append((p, code)) }
         }
-        if case .error(let e) = replies.last! { throw RedisError(.server, e) }
-        return batch.count
+        for entry in batch {
+            if case .gap(let partitions) = RoutedEntry.decide(perEntry[entry.id] ?? []) {
+                logger.error(
+                    "an inbox is past an entry it never had; the entry goes to the dead letters",
+                    metadata: ["stream.entry_id": "\(entry.id)", "partitions": "\(partitions)"])
+                deadletter(entry, reason: "inbox gap in partitions \(partitions)", redis)
+            }
+        }
+        try redis.pipeline([ingress.forgetAttemptsCommand(routed)]).forEach { _ = $0 }
+        try ingress.ack(routed, redis)
+        return .done
     }
 
-    private func streamBatch(_ reply: RESPValue) -> [(id: String, fields: [(String, String)])] {
-        guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { return [] }
-        return [RESPValue].entries(first[1])
+    /// Routes entries one at a time, each attempt counted in Redis first: an entry attempted more than
+    /// `maxDeliveries` times is poison and goes to the dead letters (answered `internal`). A transient failure
+    /// takes its attempt back and throws; any other failure leaves it counted and throws.
+    func routeSingly(_ batch: [StreamEntry], epoch: Int, _ redis: RedisConnection) throws -> BatchResult {
+        for entry in batch {
+            let attempts = try ingress.countAttempt(entry.id, redis)
+            if AttemptDecision.decide(attempts: attempts, maxAttempts: config.maxDeliveries) == .poison {
+                poison(entry, reason: "failed \(attempts - 1) attempts", redis)
+                try redis.pipeline([ingress.forgetAttemptsCommand([entry.id])]).forEach { _ = $0 }
+                try ingress.ack([entry.id], redis)
+                continue
+            }
+            do {
+                if try routeBatch([entry], epoch: epoch, redis) == .fenced { return .fenced }
+            } catch {
+                if Failure.classify(error) == .transient { try? ingress.uncountAttempt(entry.id, redis) }
+                throw error
+            }
+        }
+        return .done
     }
 
-    private func deadletter(_ entry: (id: String, fields: [(String, String)]), reason: String, _ redis: RedisConnection) {
-        let original = JSONValue.object(Dictionary(entry.fields.map { ($0.0, JSONValue.string($0.1)) }, uniquingKeysWith: { a, _ in a }))
-        _ = try? redis.send([
-            "XADD", keys.deadletter, "MAXLEN", "~", String(config.rejectedMaxLen), "*", "commandId", entry.id,
-            "error", reason, "entry", original.canonical,
-        ])
-        logger.warning("poison message moved to deadletter", metadata: ["stream.entry_id": "\(entry.id)", "reason": "\(reason)"])
+    /// Gives up on an entry: dead letter, an `internal` reply when it names a valid replyTo, and a log line.
+    private func poison(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) {
+        logger.error("giving up on an ingress entry", metadata: ["stream.entry_id": "\(entry.id)", "reason": "\(reason)"])
+        deadletter(entry, reason: reason, redis)
+        let header = decoder.header(entry.fields)
+        let address = ReplyAddress(
+            replyTo: header.replyTo.flatMap { decoder.validReplyTo($0) ? $0 : nil },
+            requestId: header.requestId ?? entry.id, commandId: entry.id, type: header.type ?? "")
+        let error = DEEError(.internal, "the engine could not route this command (\(reason)); see \(keys.deadletter)")
+        if let r = address.command(.error(error), maxLen: config.replyMaxLen) { _ = try? redis.send(r) }
+    }
+
+    private func deadletter(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) {
+        _ = try? redis.send(Deadletters(keys: keys, maxLen: config.rejectedMaxLen).add(
+            commandId: entry.id, source: "ingress", error: reason, fields: entry.fields))
     }
 
     /// What a batch writes at its end, in one pipeline; and the latest plan versions it has looked up.
     struct Batch {
+        /// Inbox copies per partition, in entry order.
+        var inbox: [Int: [(id: String, fields: [String])]] = [:]
+        /// Replies and rejections.
         var commands: [[String]] = []
         var latest: [String: Int] = [:]
     }
 
     /// Validates, answers or forwards one ingress entry, adding its writes to the batch.
-    func route(_ entry: (id: String, fields: [(String, String)]), _ out: inout Batch, _ redis: RedisConnection) throws {
+    func route(_ entry: StreamEntry, _ out: inout Batch, _ redis: RedisConnection) throws {
         let header = decoder.header(entry.fields)
         let address = ReplyAddress(
             replyTo: header.replyTo.flatMap { decoder.validReplyTo($0) ? $0 : nil },
@@ -145,7 +130,13 @@ final class Router: Sendable {
             reject(entry.id, header: header, error: error, address: address, &out)
             return
         }
-        guard EntryID(entry.id) != nil else { return }
+        // Run ids and timestamps come from the entry id (SPEC 1); a producer's explicit id past 13 digits of
+        // milliseconds (the year 2286) would make run ids that no longer sort or name their partition.
+        guard let parsed = EntryID(entry.id), parsed.ms < 10_000_000_000_000 else {
+            let error = DEEError.badRequest("id", "the entry id \(entry.id) is past 13 digits of milliseconds; let Redis choose it (XADD … *)")
+            reject(entry.id, header: header, error: error, address: address, &out)
+            return
+        }
         let requestKey = envelope.requestId ?? "@" + entry.id
         switch envelope.request {
         case .registerPlan(let plan):
@@ -230,9 +221,7 @@ final class Router: Sendable {
         ]
         if let planVersion { fields += ["planVersion", String(planVersion)] }
         if let failure { fields += ["fail", failure.json.canonical] }
-        for p in targets {
-            out.commands.append(["XADD", keys.partition(p).inbox, entry.id] + fields)
-        }
+        for p in targets { out.inbox[p, default: []].append((entry.id, fields)) }
     }
 
     /// The partitions a command touches.

@@ -1,0 +1,35 @@
+import Redis
+
+/// A lease in Redis: a key holding its holder's instance name with a TTL, plus an epoch counter that a new holder
+/// increments, so every write it makes can be fenced (SPEC 9). The router lease and each partition's lease are
+/// one of these.
+public struct Lease: Sendable {
+    public let key: String
+    public let epochKey: String
+    public let holder: String
+    public let milliseconds: Int
+
+    public init(key: String, epochKey: String, holder: String, milliseconds: Int) {
+        self.key = key
+        self.epochKey = epochKey
+        self.holder = holder
+        self.milliseconds = milliseconds
+    }
+
+    /// Takes the lease when nobody holds it; returns the new epoch, or nil when another process holds it.
+    public func acquire(_ redis: RedisConnection) throws -> Int? {
+        let got = try redis.send(["SET", key, holder, "NX", "PX", String(milliseconds)])
+        guard got == .string("OK") else { return nil }
+        return try redis.call(["INCR", epochKey]).int ?? 0
+    }
+
+    /// Extends the lease; false when this process no longer holds it.
+    public func renew(_ redis: RedisConnection) throws -> Bool {
+        try redis.evalScript(LeaseScripts.renew, keys: [key], arguments: [holder, String(milliseconds)]).int == 1
+    }
+
+    /// Gives the lease up (graceful shutdown), so a successor need not wait for it to expire.
+    public func release(_ redis: RedisConnection) {
+        _ = try? redis.evalScript(LeaseScripts.release, keys: [key], arguments: [holder])
+    }
+}
