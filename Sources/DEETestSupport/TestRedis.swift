@@ -131,7 +131,7 @@ public enum TestRedis {
         )
     }
 
-    private static func findExecutable(_ name: String) -> String? {
+    static func findExecutable(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
         let directories = path.split(separator: ":").map(String.init) + ["/usr/local/bin", "/opt/homebrew/bin"]
         for directory in directories where !directory.isEmpty {
@@ -165,7 +165,7 @@ public enum TestRedis {
     }
 
     /// Binds 127.0.0.1:0 and reads back the port the kernel chose.
-    private static func freeLoopbackPort() throws(TestRedisError) -> UInt16 {
+    static func freeLoopbackPort() throws(TestRedisError) -> UInt16 {
         let fd = socket(AF_INET, streamSocket, 0)
         guard fd >= 0 else {
             throw TestRedisError(description: "could not open a socket to find a free port: errno \(errno)")
@@ -186,7 +186,7 @@ public enum TestRedis {
 
     /// Sends one inline command to 127.0.0.1:port and returns what arrives within about a second, or nil when
     /// nothing listens there yet.
-    private static func query(port: UInt16, _ command: String) -> String? {
+    static func query(port: UInt16, _ command: String) -> String? {
         let fd = socket(AF_INET, streamSocket, 0)
         guard fd >= 0 else { return nil }
         defer { close(fd) }

@@ -34,10 +34,10 @@ import Testing
             #expect(changed.object["version"] as? Int == 2)
             #expect(changed.object["created"] as? Bool == true)
 
-            // Going back to v1's content returns v1.
+            // Going back to v1's content differs from the latest (v2): a new version (SPEC 2: A, B, A is 1, 2, 3).
             let back = try client.register(simplePlan("p1"))
-            #expect(back.object["version"] as? Int == 1)
-            #expect(back.object["created"] as? Bool == false)
+            #expect(back.object["version"] as? Int == 3)
+            #expect(back.object["created"] as? Bool == true)
         }
     }
 

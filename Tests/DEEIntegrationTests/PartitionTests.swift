@@ -64,11 +64,13 @@ import Testing
         }
     }
 
-    /// Across partitions, pages come newest first (ties by id descending) and page like one sorted list.
+    /// Across partitions, pages come newest first (ties by id ascending: creation order) and page like one sorted
+    /// list.
     @Test func listRunsAcrossPartitionsPagesInOneOrder() async throws {
         try await TestEngine.with(partitions: 4) { client, _ in
             let ids = try Self.enroll(client)
-            let sorted = ids.values.sorted(by: >)
+            // A run id starts with its 13-digit creation millisecond: newest millisecond first, then id ascending.
+            let sorted = ids.values.sorted { ($0.prefix(13), $1) > ($1.prefix(13), $0) }
             for (offset, limit) in [(0, 5), (3, 5), (15, 10), (19, 1), (25, 5)] {
                 let page = try client.call("listRuns", ["limit": String(limit), "offset": String(offset)])
                 #expect(page.total == 20)
