@@ -109,6 +109,13 @@ public enum Partitioning {
         return Int(crc32(Array(contactID.utf8)) % UInt32(count))
     }
 
+    /// The partition that handles one element of a bulkExecute's `contacts`: its contact's, or partition 0 for an
+    /// element without a valid id (which partition 0 counts as an error).
+    public static func partition(ofBulkContact contact: JSONValue, count: Int) -> Int {
+        guard let id = contact.object?["id"]?.string, Identifier.isValid(id) else { return 0 }
+        return partition(ofContact: id, count: count)
+    }
+
     static let table: [UInt32] = (0..<256).map { i -> UInt32 in
         var c = UInt32(i)
         for _ in 0..<8 { c = (c & 1) != 0 ? 0xEDB8_8320 ^ (c >> 1) : c >> 1 }

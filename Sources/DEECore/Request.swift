@@ -74,11 +74,16 @@ public enum Request: Sendable, Equatable {
     case verifyAudit(runId: String)
     case replay(runId: String)
     case stats
+    /// The newest dead letters (SPEC 9's poison messages), for operators.
+    case listDeadletters(limit: Int)
+    /// Re-adds a dead letter's command to the ingress stream (with its requestId, or its command id as one).
+    case redriveDeadletter(id: String)
 
     /// Commands that change nothing.
     public var isReadOnly: Bool {
         switch self {
-        case .getPlan, .listPlans, .getRun, .listRuns, .getAudit, .verifyAudit, .replay, .stats: return true
+        case .getPlan, .listPlans, .getRun, .listRuns, .getAudit, .verifyAudit, .replay, .stats, .listDeadletters:
+            return true
         default: return false
         }
     }
@@ -163,6 +168,8 @@ public struct RequestDecoder: Sendable {
         "verifyAudit": [("runId", .string)],
         "replay": [("runId", .string)],
         "stats": [],
+        "listDeadletters": [("limit", .int)],
+        "redriveDeadletter": [("id", .string)],
     ]
 
     public static var commandNames: [String] { specs.keys.sorted() }
@@ -474,6 +481,12 @@ public struct RequestDecoder: Sendable {
             return .verifyAudit(runId: try runID())
         case "replay":
             return .replay(runId: try runID())
+        case "listDeadletters":
+            return .listDeadletters(limit: try int("limit", min: 1, max: limits.maxLimit) ?? 50)
+        case "redriveDeadletter":
+            guard let id = try text("id", max: 64) else { throw DEEError.badRequest("id", "is required") }
+            guard EntryID(id) != nil else { throw DEEError.badRequest("id", "must be a dead letter's stream id (1700000000000-0)") }
+            return .redriveDeadletter(id: id)
         default:
             return .stats
         }

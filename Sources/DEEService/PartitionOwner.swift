@@ -237,7 +237,7 @@ final class PartitionOwner: Sendable {
             let stored = try storedResult(id, requestId: rid, replayed: replayed, redis)
             if replayed {
                 // Applied before a crash or a lost lease: reply what was stored.
-                if parts > 1 { return try gather(id, parts: parts, address: address, redis) }
+                if parts > 1 { return try gather(id, parts: parts, targets: f["targets"], address: address, redis) }
                 guard let stored else { return nil }
                 return address.command(stored.outcome, maxLen: config.replyMaxLen)
             }
@@ -247,7 +247,7 @@ final class PartitionOwner: Sendable {
                 var set = ChangeSet(entry: id)
                 if parts > 1 { set.share = (PartitionKeys.shareSuffix(id.description), outcome.json.canonical, 3600) }
                 try commit(set, redis)
-                if parts > 1 { return try gather(id, parts: parts, address: address, redis) }
+                if parts > 1 { return try gather(id, parts: parts, targets: f["targets"], address: address, redis) }
                 return address.command(outcome, maxLen: config.replyMaxLen)
             }
         }
@@ -275,7 +275,7 @@ final class PartitionOwner: Sendable {
             }
             if parts > 1 { changes.share = (PartitionKeys.shareSuffix(id.description), outcome.json.canonical, 3600) }
             try commit(changes, redis)
-            if parts > 1 { return try gather(id, parts: parts, address: address, redis) }
+            if parts > 1 { return try gather(id, parts: parts, targets: f["targets"], address: address, redis) }
         }
         return address.command(outcome, maxLen: config.replyMaxLen)
     }
@@ -297,12 +297,16 @@ final class PartitionOwner: Sendable {
     /// its share, counts itself in `<prefix>:gather:<entryId>`; the one that brings the count to the number of
     /// parts merges the shares and replies. A partition that applies the entry again after a crash counts past
     /// it and replies again (replies are at-least-once).
-    private func gather(_ id: EntryID, parts: Int, address: ReplyAddress, _ redis: RedisConnection) throws -> [String]? {
+    private func gather(
+        _ id: EntryID, parts: Int, targets: String?, address: ReplyAddress, _ redis: RedisConnection
+    ) throws -> [String]? {
         let prefixKeys = Keys(prefix: config.prefix)
         let counter = prefixKeys.gather(id.description)
         let counted = try redis.pipeline([["INCR", counter], ["EXPIRE", counter, "3600"]])
         guard (counted[0].int ?? 0) >= parts else { return nil }
-        let replies = try redis.pipeline((0..<parts).map { ["GET", prefixKeys.partition($0).share(id.description)] })
+        // The partitions the router sent the command to (a bulkExecute skips partitions without contacts).
+        let sharing = targets.map { $0.split(separator: ",").compactMap { Int($0) } } ?? Array(0..<parts)
+        let replies = try redis.pipeline(sharing.map { ["GET", prefixKeys.partition($0).share(id.description)] })
         var outcomes: [Outcome] = []
         for r in replies {
             guard let text = r.string, let json = JSONValue.parse(text), let o = Outcome(json: json) else { return nil }
@@ -323,14 +327,20 @@ final class PartitionOwner: Sendable {
                     case (nil, _): merged[k] = value
                     case (.int(let a)?, .int(let b)) where k == "tick": merged[k] = .int(min(a, b))
                     case (.int(let a)?, .int(let b)): merged[k] = .int(a + b)
-                    case (.array(let a)?, .array(let b)): merged[k] = .array(Array((a + b).prefix(1000)))
+                    case (.array(let a)?, .array(let b)): merged[k] = .array(a + b)
                     default: break
                     }
                 }
             }
         }
-        if let details = merged["errorDetails"]?.array {
-            merged["errorDetails"] = .array(details.sorted { ($0.object?["index"]?.int ?? 0) < ($1.object?["index"]?.int ?? 0) })
+        // Lists come back by index in the whole command, capped at 1000 (each partition kept its first 1000).
+        for key in ["errorDetails", "skippedContacts"] {
+            guard let list = merged[key]?.array else { continue }
+            let sorted = list.enumerated().sorted { a, b in
+                let (x, y) = (a.element.object?["index"]?.int ?? Int.max, b.element.object?["index"]?.int ?? Int.max)
+                return x != y ? x < y : a.offset < b.offset
+            }
+            merged[key] = .array(sorted.prefix(1000).map(\.element))
         }
         return .ok(.object(merged))
     }
@@ -409,8 +419,15 @@ final class PartitionOwner: Sendable {
                 context: context, changes: &changes, redis)
         case .bulkExecute(_, let contacts, let variables, let batchSize):
             let plan = try plan(f, request, redis)
+            // The router sends each partition only its share, with the contacts' indexes in the whole command.
+            let indexes = try f["indexes"].map { text throws(DEEError) -> [Int] in
+                guard let list = JSONValue.parse(text)?.array?.compactMap(\.int), list.count == contacts.count else {
+                    throw DEEError(.internal, "the router's contact indexes do not match the share")
+                }
+                return list
+            }
             return try bulkExecute(
-                plan: plan, contacts: contacts, variables: variables, batchSize: batchSize, context: context,
+                plan: plan, contacts: contacts, indexes: indexes, variables: variables, batchSize: batchSize, context: context,
                 changes: &changes, redis)
         case .pauseRun(let runId, let reason):
             let run = try load(runId, redis)
@@ -470,8 +487,8 @@ final class PartitionOwner: Sendable {
             let entries = try reads.auditEntries(runId, redis)
             let result = Replay.run(entries: entries, plan: plan, recorded: run, signer: signer)
             return .ok(["identical": .bool(result.identical), "steps": .array(result.steps)])
-        case .registerPlan, .getPlan, .listPlans:
-            return .error(DEEError(.internal, "plan commands are answered by the router"))
+        case .registerPlan, .getPlan, .listPlans, .listDeadletters, .redriveDeadletter:
+            return .error(DEEError(.internal, "plan and dead-letter commands are answered by the router"))
         }
     }
 
@@ -541,7 +558,7 @@ final class PartitionOwner: Sendable {
     /// Creates runs in batches of `batchSize`; each batch is one script that records the counts so far, so an
     /// interrupted command resumes after its last batch and replies what an uninterrupted one would.
     private func bulkExecute(
-        plan: (Plan, Int), contacts: [JSONValue], variables: [String: JSONValue], batchSize: Int,
+        plan: (Plan, Int), contacts: [JSONValue], indexes: [Int]?, variables: [String: JSONValue], batchSize: Int,
         context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection
     ) throws -> Outcome {
         let (p, version) = plan
@@ -553,10 +570,20 @@ final class PartitionOwner: Sendable {
             done = saved.batches
             tally = BulkTally(json: s)
         }
-        let mine = contacts.indices.filter { i in
-            guard let id = contacts[i].object?["id"]?.string, Identifier.isValid(id) else { return partition == 0 }
-            return Partitioning.partition(ofContact: id, count: config.partitions) == partition
+        // `mine`: indexes in the whole command. A share from the router holds exactly this partition's contacts;
+        // an entry routed whole (by an older router) is filtered here.
+        let mine: [Int]
+        let share: [Int: JSONValue]
+        if let indexes {
+            mine = indexes
+            share = Dictionary(zip(indexes, contacts), uniquingKeysWith: { a, _ in a })
+        } else {
+            mine = contacts.indices.filter { i in
+                Partitioning.partition(ofBulkContact: contacts[i], count: config.partitions) == partition
+            }
+            share = [:]
         }
+        func contact(_ i: Int) -> JSONValue { indexes == nil ? contacts[i] : share[i] ?? .null }
         // A batch larger than one script should carry is written as several scripts, each recording progress.
         let slice = min(batchSize, config.maxRunsPerScript)
         let batches = stride(from: 0, to: max(mine.count, 1), by: slice).map { Array(mine[$0..<min($0 + slice, mine.count)]) }
@@ -569,7 +596,7 @@ final class PartitionOwner: Sendable {
         func prepare(_ batch: [Int]) -> Prepared {
             var out = Prepared()
             for i in batch {
-                guard let o = contacts[i].object else {
+                guard let o = contact(i).object else {
                     out.errors.append((i, DEEError.badRequest("contacts[\(i)]", "must be an object")))
                     continue
                 }
@@ -619,9 +646,9 @@ final class PartitionOwner: Sendable {
                 for (i, e) in prepared.errors { tally.error(i, e) }
                 for (n, (i, cid, o)) in prepared.valid.enumerated() {
                     if replies[2 * n].int == 1 {
-                        tally.skip(cid, "suppressed")
+                        tally.skip(i, cid, "suppressed")
                     } else if replies[2 * n + 1].string != nil || seen.contains(cid) {
-                        tally.skip(cid, "already_enrolled")
+                        tally.skip(i, cid, "already_enrolled")
                     } else {
                         seen.insert(cid)
                         let change = Transitions.start(
@@ -1036,10 +1063,12 @@ struct BulkTally {
         errorDetails = o["errorDetails"]?.array ?? []
     }
 
-    mutating func skip(_ contactId: String, _ reason: String) {
+    /// A skipped contact; `index` is its place in the whole command, so a reply merged from several partitions
+    /// lists skipped contacts in command order.
+    mutating func skip(_ index: Int, _ contactId: String, _ reason: String) {
         skipped += 1
         if skippedContacts.count < 1000 {
-            skippedContacts.append(["contactId": .string(contactId), "reason": .string(reason)])
+            skippedContacts.append(["index": .int(index), "contactId": .string(contactId), "reason": .string(reason)])
         }
     }
 

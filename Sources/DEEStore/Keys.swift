@@ -20,6 +20,9 @@ public struct Keys: Sendable, Equatable {
     /// The router lease: one process routes the ingress stream at a time (SPEC 9); its epoch fences inbox writes.
     public var routerLease: String { "\(prefix):router" }
     public var routerEpoch: String { "\(prefix):router:epoch" }
+    /// The claim of a requestId across partitions (SPEC 5): the first command's fingerprint, for the dedupe window.
+    /// The requestId is the hash tag, so claims spread over Redis Cluster slots.
+    public func requestClaim(_ requestId: String) -> String { "\(prefix):rid:{\(requestId)}" }
     /// Attempts at ingress entries routed on their own (entry id → count), kept across restarts.
     public var routerAttempts: String { "\(prefix):router:attempts" }
 

@@ -29,7 +29,12 @@ public struct PartitionStore: Sendable {
     /// Runs from `HGETALL` replies (nil for a missing or unreadable run).
     public static func runs(_ replies: [RESPValue]) throws -> [Run?] {
         try replies.map { reply in
-            if case .error(let e) = reply { throw RedisError(.server, e) }
+            // A run key an operator overwrote with another type reads as no run (state left behind: skipped, never
+            // a failure that would stop ticks); any other error is a failure.
+            if case .error(let e) = reply {
+                if e.hasPrefix("WRONGTYPE") { return nil }
+                throw RedisError(.server, e)
+            }
             return Run(fields: reply.pairs)
         }
     }

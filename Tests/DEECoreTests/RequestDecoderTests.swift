@@ -141,8 +141,19 @@ struct RequestDecoderTests {
             Set(RequestDecoder.commandNames) == [
                 "registerPlan", "getPlan", "listPlans", "execute", "bulkExecute", "getRun", "listRuns", "pauseRun",
                 "resumeRun", "cancelRun", "bulkCancel", "tick", "signal", "actionResult", "suppress", "unsuppress",
-                "getAudit", "verifyAudit", "replay", "stats",
+                "getAudit", "verifyAudit", "replay", "stats", "listDeadletters", "redriveDeadletter",
             ])
+    }
+
+    @Test func deadLetterCommands() throws {
+        #expect(try decoder.decode([("type", "listDeadletters")]).request == .listDeadletters(limit: 50))
+        #expect(try decoder.decode([("type", "listDeadletters"), ("limit", "3")]).request == .listDeadletters(limit: 3))
+        #expect(
+            try decoder.decode([("type", "redriveDeadletter"), ("id", "1700000000000-0")]).request
+                == .redriveDeadletter(id: "1700000000000-0"))
+        expectError([("type", "redriveDeadletter")], code: .badRequest, field: "id")
+        expectError([("type", "redriveDeadletter"), ("id", "x{1}")], code: .badRequest, field: "id")
+        expectError([("type", "listDeadletters"), ("limit", "0")], code: .badRequest, field: "limit")
     }
 
     // MARK: args JSON form

@@ -41,13 +41,11 @@ final class Router: Sendable {
     /// failure throws before anything is acknowledged; the caller routes the pending entries again.
     func routeBatch(_ batch: [StreamEntry], epoch: Int, _ redis: RedisConnection) throws -> BatchResult {
         var out = Batch()
-        var routed: [String] = []
-        for entry in batch {
-            routed.append(entry.id)
-            // Deleted from the stream while pending: nothing to route.
-            if entry.fields.isEmpty { continue }
-            try route(entry, &out, redis)
-        }
+        // Deleted from the stream while pending: nothing to route, only to acknowledge.
+        let decoded = batch.filter { !$0.fields.isEmpty }.map { (entry: $0, decoded: decode($0)) }
+        let claimed = try claims(decoded.map { ($0.entry.id, $0.decoded) }, redis)
+        for (entry, d) in decoded { try route(entry, d, claimed: claimed[entry.id], &out, redis) }
+        let routed = batch.map(\.id)
         let parts = out.inbox.keys.sorted()
         let calls = parts.map { ingress.appendCall(partition: $0, epoch: epoch, entries: out.inbox[$0] ?? []) }
         let (codes, _) = try ingress.append(calls, then: out.commands, redis)
@@ -103,8 +101,10 @@ final class Router: Sendable {
         if let r = address.command(.error(error), maxLen: config.replyMaxLen) { _ = try? redis.send(r) }
     }
 
+    var deadletters: Deadletters { Deadletters(keys: keys, maxLen: config.rejectedMaxLen) }
+
     private func deadletter(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) {
-        _ = try? redis.send(Deadletters(keys: keys, maxLen: config.rejectedMaxLen).add(
+        _ = try? redis.send(deadletters.add(
             commandId: entry.id, source: "ingress", error: reason, fields: entry.fields))
     }
 
@@ -117,16 +117,58 @@ final class Router: Sendable {
         var latest: [String: Int] = [:]
     }
 
-    /// Validates, answers or forwards one ingress entry, adding its writes to the batch.
-    func route(_ entry: StreamEntry, _ out: inout Batch, _ redis: RedisConnection) throws {
+    /// An ingress entry decoded, with where its reply goes.
+    struct Decoded {
+        let header: EntryHeader
+        let address: ReplyAddress
+        let envelope: Result<Envelope, DEEError>
+
+        /// The requestId a changing command claims (read-only commands store nothing, so claim nothing).
+        var claim: (requestId: String, fingerprint: String)? {
+            guard case .success(let e) = envelope, let rid = e.requestId, !e.request.isReadOnly else { return nil }
+            return (rid, e.fingerprint)
+        }
+    }
+
+    func decode(_ entry: StreamEntry) -> Decoded {
         let header = decoder.header(entry.fields)
         let address = ReplyAddress(
             replyTo: header.replyTo.flatMap { decoder.validReplyTo($0) ? $0 : nil },
             requestId: header.requestId ?? entry.id, commandId: entry.id, type: header.type ?? "")
+        return Decoded(header: header, address: address, envelope: Result { () throws(DEEError) in try decoder.decode(entry.fields) })
+    }
+
+    /// Claims the requestIds of a batch (SPEC 5: the same requestId with another type or other arguments is refused,
+    /// whichever partitions the two commands touch). Each claim is `<prefix>:rid:{<requestId>}` holding the first
+    /// command's fingerprint for the dedupe window; the hash tag spreads the records over slots. Returns, per
+    /// claiming entry id, whether its fingerprint matches the claim (a first use, or a repeat of the same command).
+    func claims(_ batch: [(id: String, decoded: Decoded)], _ redis: RedisConnection) throws -> [String: Bool] {
+        let claiming = batch.compactMap { item in item.decoded.claim.map { (item.id, $0) } }
+        guard !claiming.isEmpty else { return [:] }
+        var commands: [[String]] = []
+        for (_, c) in claiming {
+            let key = keys.requestClaim(c.requestId)
+            commands.append(["SET", key, c.fingerprint, "NX", "EX", String(config.dedupeWindowSeconds)])
+            commands.append(["GET", key])
+        }
+        let replies = try redis.pipeline(commands)
+        var out: [String: Bool] = [:]
+        for (k, (id, c)) in claiming.enumerated() {
+            if case .error(let e) = replies[2 * k] { throw RedisError(.server, e) }
+            out[id] = replies[2 * k + 1].string == c.fingerprint
+        }
+        return out
+    }
+
+    /// Validates, answers or forwards one ingress entry, adding its writes to the batch. `claimed` is false when
+    /// its requestId was claimed by another command.
+    func route(_ entry: StreamEntry, _ decoded: Decoded, claimed: Bool?, _ out: inout Batch, _ redis: RedisConnection) throws {
+        let header = decoded.header
+        let address = decoded.address
         let envelope: Envelope
-        do {
-            envelope = try decoder.decode(entry.fields)
-        } catch {
+        switch decoded.envelope {
+        case .success(let e): envelope = e
+        case .failure(let error):
             reject(entry.id, header: header, error: error, address: address, &out)
             return
         }
@@ -137,17 +179,13 @@ final class Router: Sendable {
             reject(entry.id, header: header, error: error, address: address, &out)
             return
         }
+        if claimed == false, let rid = envelope.requestId {
+            send(.error(Self.requestIdReused(rid)), address, &out)
+            return
+        }
         let requestKey = envelope.requestId ?? "@" + entry.id
         switch envelope.request {
         case .registerPlan(let plan):
-            if let rid = envelope.requestId {
-                // A requestId another command already used (its record lives in a partition) is not reusable.
-                let found = try redis.pipeline((0..<config.partitions).map { ["EXISTS", keys.partition($0).request(rid)] })
-                if found.contains(where: { $0.int == 1 }) {
-                    send(.error(Self.requestIdReused(rid)), address, &out)
-                    return
-                }
-            }
             let r = try plans.register(
                 plan, requestKey: requestKey, fingerprint: envelope.fingerprint,
                 ttl: envelope.requestId == nil ? config.implicitResultSeconds : config.dedupeWindowSeconds, redis)
@@ -168,6 +206,17 @@ final class Router: Sendable {
         case .listPlans:
             send(.ok(.array(try plans.list(redis))), address, &out)
             return
+        case .listDeadletters(let limit):
+            send(.ok(.array(try deadletters.list(limit: limit, redis))), address, &out)
+            return
+        case .redriveDeadletter(let id):
+            if let added = try deadletters.redrive(id, redis) {
+                logger.notice("re-drove a dead letter", metadata: ["stream.entry_id": "\(id)", "ingress.entry_id": "\(added)"])
+                send(.ok(["redriven": .string(id), "commandId": .string(added)]), address, &out)
+            } else {
+                send(.error(DEEError(.notFound, "no dead letter \(id) in \(keys.deadletter)", field: "id")), address, &out)
+            }
+            return
         case .listRuns(let filter, let limit, let offset) where config.partitions > 1 && filter.contactId == nil:
             send(try reads.listRuns(filter, limit: limit, offset: offset, redis), address, &out)
             return
@@ -176,14 +225,6 @@ final class Router: Sendable {
             return
         default:
             break
-        }
-
-        if let rid = envelope.requestId, !envelope.request.isReadOnly,
-            try redis.call(["EXISTS", keys.planRequest(rid)]).int == 1
-        {
-            // Used before by a registerPlan.
-            send(.error(Self.requestIdReused(rid)), address, &out)
-            return
         }
 
         // Resolve the plan version now, in ingress order, so the partition applies a fixed version. A plan
@@ -213,7 +254,18 @@ final class Router: Sendable {
             break
         }
 
-        let targets = partitions(of: envelope.request)
+        var targets = partitions(of: envelope.request)
+        // A bulkExecute carries each partition only its share (SPEC 9): the contacts that hash to it, with their
+        // indexes in the whole command. A partition with no share gets no entry.
+        var shares: [Int: (contacts: [JSONValue], indexes: [Int])] = [:]
+        if case .bulkExecute(_, let contacts, _, _) = envelope.request, config.partitions > 1 {
+            for (i, c) in contacts.enumerated() {
+                let p = Partitioning.partition(ofBulkContact: c, count: config.partitions)
+                shares[p, default: ([], [])].contacts.append(c)
+                shares[p, default: ([], [])].indexes.append(i)
+            }
+            targets = shares.isEmpty ? [0] : shares.keys.sorted()
+        }
         var fields = [
             "type", envelope.type, "rid", envelope.requestId ?? "", "fp", envelope.fingerprint,
             "replyTo", address.replyTo ?? "", "actor", envelope.actor ?? "",
@@ -221,7 +273,21 @@ final class Router: Sendable {
         ]
         if let planVersion { fields += ["planVersion", String(planVersion)] }
         if let failure { fields += ["fail", failure.json.canonical] }
-        for p in targets { out.inbox[p, default: []].append((entry.id, fields)) }
+        if targets.count > 1 { fields += ["targets", targets.map(String.init).joined(separator: ",")] }
+        for p in targets {
+            guard let share = shares[p] else {
+                out.inbox[p, default: []].append((entry.id, fields))
+                continue
+            }
+            var args = envelope.arguments
+            args["contacts"] = .array(share.contacts)
+            var own = fields
+            if let k = stride(from: 0, to: own.count, by: 2).first(where: { own[$0] == "args" }) {
+                own[k + 1] = JSONValue.object(args).canonical
+            }
+            own += ["indexes", JSONValue.array(share.indexes.map { .int($0) }).canonical]
+            out.inbox[p, default: []].append((entry.id, own))
+        }
     }
 
     /// The partitions a command touches.
