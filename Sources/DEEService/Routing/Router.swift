@@ -266,27 +266,22 @@ final class Router: Sendable {
             }
             targets = shares.isEmpty ? [0] : shares.keys.sorted()
         }
-        var fields = [
-            "type", envelope.type, "rid", envelope.requestId ?? "", "fp", envelope.fingerprint,
-            "replyTo", address.replyTo ?? "", "actor", envelope.actor ?? "",
-            "args", JSONValue.object(envelope.arguments).canonical, "parts", String(targets.count),
-        ]
-        if let planVersion { fields += ["planVersion", String(planVersion)] }
-        if let failure { fields += ["fail", failure.json.canonical] }
-        if targets.count > 1 { fields += ["targets", targets.map(String.init).joined(separator: ",")] }
+        let inbox = InboxEntry(
+            type: envelope.type, requestId: envelope.requestId, fingerprint: envelope.fingerprint,
+            replyTo: address.replyTo, actor: envelope.actor, args: JSONValue.object(envelope.arguments).canonical,
+            parts: targets.count, targets: targets.count > 1 ? targets : nil, planVersion: planVersion,
+            failure: failure?.json.canonical)
         for p in targets {
             guard let share = shares[p] else {
-                out.inbox[p, default: []].append((entry.id, fields))
+                out.inbox[p, default: []].append((entry.id, inbox.fields))
                 continue
             }
             var args = envelope.arguments
             args["contacts"] = .array(share.contacts)
-            var own = fields
-            if let k = stride(from: 0, to: own.count, by: 2).first(where: { own[$0] == "args" }) {
-                own[k + 1] = JSONValue.object(args).canonical
-            }
-            own += ["indexes", JSONValue.array(share.indexes.map { .int($0) }).canonical]
-            out.inbox[p, default: []].append((entry.id, own))
+            var own = inbox
+            own.args = JSONValue.object(args).canonical
+            own.indexes = JSONValue.array(share.indexes.map { .int($0) }).canonical
+            out.inbox[p, default: []].append((entry.id, own.fields))
         }
     }
 

@@ -1,0 +1,149 @@
+import DEECore
+import DEEStore
+import Logging
+import Redis
+import Synchronization
+
+/// One round of the partition's inbox: read a batch, apply it (or one entry at a time after a failure or a
+/// takeover), reply, then move the replied watermark.
+extension PartitionOwner {
+    // MARK: - Inbox
+
+    /// One round: hold the lease, read a batch of the inbox, apply and reply each entry. Returns entries handled.
+    ///
+    /// The replied watermark (where the next round reads from, and below which the inbox and the results stream
+    /// are trimmed) moves only once the replies of the entries below it are written: a connection lost between an
+    /// apply and its reply makes the next round read the entry again, find it applied, and reply its stored result.
+    /// After any failure, and on taking the partition, the next batch is applied one entry at a time (see
+    /// ``stepSingly(_:_:)``).
+    func step(_ redis: RedisConnection) throws -> Int {
+        guard try holdLease(redis) else {
+            sleepMilliseconds(config.blockMilliseconds)
+            return 0
+        }
+        let from: String
+        let singly: Bool
+        switch state.withLock({ $0.machine.next() }) {
+        case .takeLease: return 0
+        case .batch(let after): (from, singly) = (after, false)
+        case .singly(let after): (from, singly) = (after, true)
+        }
+        let reply = try redis.call([
+            "XREAD", "COUNT", String(config.readCount), "BLOCK", String(config.blockMilliseconds), "STREAMS",
+            keys.inbox, from,
+        ])
+        guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { return 0 }
+        let entries = [RESPValue].entries(first[1])
+        if singly { return try stepSingly(entries, redis) }
+        var replies: [[String]] = []
+        var last: String?
+        var skipUntil = -1
+        for (index, entry) in entries.enumerated() {
+            if index <= skipUntil {
+                last = entry.id
+                continue
+            }
+            guard let id = EntryID(entry.id) else {
+                last = entry.id
+                continue
+            }
+            let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a }))
+            do {
+                // Consecutive plain executes go through one check pipeline and one apply pipeline.
+                let group = executeGroup(entries, from: index)
+                if group.count > 1 {
+                    replies += try executeMany(group, redis)
+                    skipUntil = index + group.count - 1
+                    last = entries[skipUntil].id
+                    continue
+                }
+                guard let fields else { throw NotAnInboxEntry() }
+                if let r = try handle(id, fields, redis) { replies.append(r) }
+            } catch {
+                // What was applied before the failure is replied and the watermark moved past it; the rest of the
+                // batch is read again and applied one by one, so the entry at fault is found and only it counted.
+                if !(error is Fenced) { state.withLock { $0.machine.failed(Failure.classify(error)) } }
+                if let last, (try? redis.pipeline(replies + advanceCommands(to: last))) != nil {
+                    state.withLock { $0.machine.replied(through: last) }
+                }
+                throw error
+            }
+            last = entry.id
+        }
+        // Replies, then the replied watermark, in one round trip.
+        let commands = replies + (last.map(advanceCommands) ?? [])
+        if !commands.isEmpty {
+            for r in try redis.pipeline(commands) {
+                if case .error(let e) = r { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
+            }
+        }
+        if let last { state.withLock { $0.machine.replied(through: last) } }
+        return entries.count
+    }
+
+    /// Applies entries one at a time, each attempt counted in `<prefix>:{p}:attempts` first (so a process that dies
+    /// on an entry, or an entry that fails, is counted across restarts). An entry attempted more than
+    /// `maxDeliveries` times is poison: it goes to the dead letters with its error and its command, is answered
+    /// `internal`, and the partition goes on. A transient failure takes its attempt back.
+    func stepSingly(_ entries: [StreamEntry], _ redis: RedisConnection) throws -> Int {
+        for entry in entries {
+            guard let id = EntryID(entry.id) else { continue }
+            let attempts = try redis.call(["HINCRBY", keys.attempts, entry.id, "1"]).int ?? 1
+            var commands: [[String]] = []
+            guard let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })) else {
+                // Not written by a router (an operator's XADD): nothing to apply, ever.
+                commands += poison(id, entry.fields, reason: "not an inbox entry (no type)")
+                _ = try redis.pipeline(commands + [["HDEL", keys.attempts, entry.id]] + advanceCommands(to: entry.id))
+                state.withLock { $0.machine.replied(through: entry.id) }
+                continue
+            }
+            if AttemptDecision.decide(attempts: attempts, maxAttempts: config.maxDeliveries) == .poison {
+                commands += poison(id, fields, reason: "failed \(attempts - 1) attempts")
+            } else {
+                do {
+                    if let r = try handle(id, fields, redis) { commands.append(r) }
+                } catch {
+                    if Failure.classify(error) == .transient {
+                        _ = try? redis.call(["HINCRBY", keys.attempts, entry.id, "-1"])
+                    }
+                    logger.warning(
+                        "an inbox entry failed", metadata: ["stream.entry_id": "\(entry.id)", "error": "\(error)"])
+                    throw error
+                }
+            }
+            _ = try redis.pipeline(commands + [["HDEL", keys.attempts, entry.id]] + advanceCommands(to: entry.id))
+            state.withLock { $0.machine.replied(through: entry.id) }
+        }
+        state.withLock { $0.machine.singlyDone() }
+        return entries.count
+    }
+
+    /// Gives up on an inbox entry: the `internal` reply, and a dead letter holding the command as a producer would
+    /// send it again (type, args, replyTo, actor, requestId), for `redriveDeadletter`.
+    func poison(_ id: EntryID, _ e: InboxEntry, reason: String) -> [[String]] {
+        var original: [(String, String)] = [("type", e.type), ("args", e.args)]
+        for (name, value) in [("requestId", e.requestId), ("replyTo", e.replyTo), ("actor", e.actor)] {
+            if let value { original.append((name, value)) }
+        }
+        let error = DEEError(
+            .internal, "the engine could not apply this command (\(reason)); see \(Keys(prefix: config.prefix).deadletter)")
+        return poison(id, original, reason: reason) + [address(id, e).command(.error(error), maxLen: config.replyMaxLen)].compactMap { $0 }
+    }
+
+    /// The dead letter of an inbox entry, with `fields` as they are to be re-driven.
+    func poison(_ id: EntryID, _ fields: [(String, String)], reason: String) -> [[String]] {
+        logger.error("giving up on an inbox entry", metadata: ["stream.entry_id": "\(id)", "reason": "\(reason)"])
+        return [Deadletters(keys: Keys(prefix: config.prefix), maxLen: config.rejectedMaxLen).add(
+            commandId: id.description, source: "partition \(partition)", error: reason, fields: fields)]
+    }
+
+    /// Everything up to `id` is applied and replied: the replied watermark, and the trims below it.
+    func advanceCommands(to id: String) -> [[String]] {
+        [["SET", keys.replied, id], ["XTRIM", keys.inbox, "MINID", "~", id], ["XTRIM", keys.results, "MINID", "~", id]]
+    }
+}
+
+/// An inbox entry without a type: not written by a router. Applied alone, it goes straight to the dead letters.
+struct NotAnInboxEntry: Error, CustomStringConvertible {
+    var description: String { "not an inbox entry (no type)" }
+}

@@ -1,0 +1,60 @@
+import DEECore
+import DEEStore
+import Logging
+import Redis
+import Synchronization
+
+/// The partition lease (SPEC 9: one owner per partition), renewed between the batches of long commands.
+extension PartitionOwner {
+    // MARK: - Lease
+
+    var lease: Lease {
+        Lease(key: keys.lease, epochKey: keys.epoch, holder: config.instance, milliseconds: config.leaseMilliseconds)
+    }
+
+    /// Takes or renews the lease. Returns whether this process owns the partition now.
+    func holdLease(_ redis: RedisConnection) throws -> Bool {
+        if state.withLock({ $0.machine.epoch }) != nil {
+            if try lease.renew(redis) {
+                state.withLock { $0.renewed = .now }
+                return true
+            }
+            logger.warning("lost the partition lease")
+            state.withLock { $0.machine.lost() }
+        }
+        // The holder is unique per process instance: two processes never both think they hold a lease, even
+        // with the same consumer name. A restarted process waits for its predecessor's lease to expire.
+        guard let epoch = try lease.acquire(redis) else { return false }
+        let replies = try redis.pipeline([["GET", keys.applied], ["GET", keys.replied], ["GET", keys.clock]])
+        state.withLock {
+            $0.renewed = .now
+            $0.machine.took(epoch: String(epoch), replied: replies[1].string)
+            $0.applied = replies[0].string.flatMap(EntryID.init)
+            $0.clock = replies[2].int ?? 0
+        }
+        logger.info("took the partition", metadata: ["epoch": "\(epoch)"])
+        return true
+    }
+
+    /// Gives the lease up (graceful shutdown).
+    func releaseLease(_ redis: RedisConnection) {
+        lease.release(redis)
+        state.withLock { $0.machine.lost() }
+    }
+
+    /// A third of the lease has passed since it was last renewed.
+    var leaseRenewalDue: Bool {
+        state.withLock { ContinuousClock.now - $0.renewed > .milliseconds(config.leaseMilliseconds / 3) }
+    }
+
+    /// A batched command (a large tick or bulk command) can outlast the lease: renew it between batches.
+    func renewDuringLongCommands(_ redis: RedisConnection) throws {
+        guard leaseRenewalDue else { return }
+        guard try lease.renew(redis) else {
+            logger.warning("lost the partition lease during a long command")
+            state.withLock { $0.machine.lost() }
+            throw Fenced()
+        }
+        state.withLock { $0.renewed = .now }
+    }
+}
