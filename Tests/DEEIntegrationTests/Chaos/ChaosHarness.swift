@@ -99,6 +99,33 @@ struct ChaosHarness {
             try? victim.start()
         }
 
+        /// Cuts every client connection of the dedicated Redis `times` times, a random moment apart: an engine's
+        /// connection may drop between an apply and its reply, or inside a pipeline.
+        func cutConnections(times: Int) {
+            guard let redis else { return }
+            for _ in 0..<times {
+                randomMoment(150)
+                if let admin = try? RedisConnection(configuration: RedisConfiguration(url: redis.url)) {
+                    _ = try? admin.send(["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+                    admin.close()
+                }
+            }
+            restarts += 1
+        }
+
+        /// Redis at maxmemory with noeviction for `seconds`: every write is refused with OOM, then memory is let go.
+        func squeezeMemory(seconds: Double) {
+            guard let redis, let admin = try? RedisConnection(configuration: RedisConfiguration(url: redis.url)) else {
+                return
+            }
+            defer { admin.close() }
+            _ = try? admin.send(["CONFIG", "SET", "maxmemory-policy", "noeviction"])
+            _ = try? admin.send(["CONFIG", "SET", "maxmemory", "1mb"])
+            usleep(UInt32(seconds * 1_000_000))
+            _ = try? admin.send(["CONFIG", "SET", "maxmemory", "0"])
+            restarts += 1
+        }
+
         /// Redis stopped (gracefully, or with SIGKILL) and started again on the same port and data.
         func restartRedis(graceful: Bool) {
             guard let redis else { return }

@@ -101,4 +101,31 @@ import Testing
             Self.expectClean(row)
         }
     }
+
+    @Test(.timeLimit(.minutes(6))) func connectionsCutUnderLoad() async throws {
+        try await TestEngine.offPool {
+            let redis = try DedicatedRedis(arguments: [])
+            let row = try Self.harness(url: redis.url, seed: 18).run(
+                "two engines, every connection cut under load", engines: 2, redis: redis
+            ) { faults, _ in
+                faults.cutConnections(times: 3)
+            }
+            Self.expectClean(row)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(6))) func redisAtMaxmemoryRefusesWrites() async throws {
+        try await TestEngine.offPool {
+            let redis = try DedicatedRedis(arguments: [])
+            let row = try Self.harness(url: redis.url, seed: 19).run(
+                "Redis at maxmemory (noeviction) for 2 s under load", engines: 1, redis: redis
+            ) { faults, wave in
+                if wave == 2 {
+                    faults.randomMoment(100)
+                    faults.squeezeMemory(seconds: 2)
+                }
+            }
+            Self.expectClean(row)
+        }
+    }
 }
