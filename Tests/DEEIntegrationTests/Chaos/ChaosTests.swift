@@ -1,5 +1,7 @@
+import DEEClient
 import DEETestSupport
 import Foundation
+import Redis
 import Testing
 
 /// SPEC 9's guarantees, each tried by a fault against real `dee serve` processes and compared with a fault-free run
@@ -126,6 +128,30 @@ import Testing
                 }
             }
             Self.expectClean(row)
+        }
+    }
+
+    /// Redis unreachable at start-up: a clear message and retries, not an exit; once Redis is there, it serves.
+    @Test(.timeLimit(.minutes(2))) func engineWaitsForRedisAtStartUp() async throws {
+        try await TestEngine.offPool {
+            let executable = try #require(CrashTests.deeExecutable())
+            let redis = try DedicatedRedis(arguments: [])
+            redis.killHard()
+            let prefix = TestRedis.uniquePrefix()
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("dee-startup-\(prefix).log")
+            defer { try? FileManager.default.removeItem(at: log) }
+            let engine = try EngineProcess(
+                executable: executable, url: redis.url, prefix: prefix, consumer: "startup", log: log)
+            defer { engine.killHard() }
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline && !engine.output.contains("cannot reach Redis yet") { usleep(100_000) }
+            #expect(engine.output.contains("cannot reach Redis yet"), "\(engine.output)")
+            #expect(engine.isRunning, "the engine exited without Redis:\n\(engine.output)")
+            try redis.start()
+            let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: redis.url)), prefix: prefix)
+            let reply = try client.call("registerPlan", ["plan": simplePlan("late")], timeout: 30)
+            #expect(reply.ok, "\(reply.fields)\n\(engine.output)")
+            #expect(!engine.output.contains("password"), "never prints credentials")
         }
     }
 }
