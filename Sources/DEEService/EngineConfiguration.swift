@@ -48,6 +48,9 @@ public struct EngineConfiguration: Sendable {
     public var cancelBatchSize = 100
     /// Advance the clock by one tick every this many seconds (nil: only `tick` commands move it).
     public var tickEverySeconds: Double?
+    /// Producers with a front door `<prefix>:commands:<name>` (docs/ACCESS.md): the router lease holder copies each
+    /// door's entries into the ingress stream with `actor` set to the name. Names are ids (no colons or braces).
+    public var producers: [String] = []
 
     public init(consumer: String) {
         self.consumer = consumer

@@ -1,5 +1,10 @@
 /// Where and how to connect: parsed from `redis://[user:password@]host:port[/db]`.
-public struct RedisConfiguration: Sendable, Equatable {
+///
+/// The password never appears in a description, a debug description, a mirror (`dump`), ``displayURL`` or an
+/// error: print the configuration freely.
+public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable
+{
     public var host: String
     public var port: Int
     public var database: Int
@@ -24,10 +29,12 @@ public struct RedisConfiguration: Sendable, Equatable {
         self.timeoutSeconds = timeoutSeconds
     }
 
-    /// Parses `redis://[user:password@]host[:port][/db]`.
+    /// Parses `redis://[user:password@]host[:port][/db]`. User and password are percent-decoded (`p%40ss` is
+    /// `p@ss`), as in any URL; a raw `@`, `:` or `/` inside the password still works (the last `@` ends it).
+    /// No error message contains the password, nor the user information at all.
     public init(url: String, timeoutSeconds: Double = 10) throws(RedisError) {
         guard url.hasPrefix("redis://") else {
-            throw RedisError(.configuration, "URL must start with redis:// (got \(url))")
+            throw RedisError(.configuration, "URL must start with redis:// (got \(Self.redacted(url)))")
         }
         var rest = Substring(url.dropFirst("redis://".count))
         var username: String?
@@ -35,13 +42,25 @@ public struct RedisConfiguration: Sendable, Equatable {
         if let at = rest.lastIndex(of: "@") {
             let userinfo = rest[..<at]
             rest = rest[rest.index(after: at)...]
+            let rawUser: Substring?
+            let rawPassword: Substring
             if let colon = userinfo.firstIndex(of: ":") {
-                let user = String(userinfo[..<colon])
-                username = user.isEmpty ? nil : user
-                password = String(userinfo[userinfo.index(after: colon)...])
+                rawUser = userinfo[..<colon]
+                rawPassword = userinfo[userinfo.index(after: colon)...]
             } else {
-                password = String(userinfo)
+                rawUser = nil
+                rawPassword = userinfo
             }
+            if let rawUser {
+                guard let user = Self.percentDecoded(rawUser) else {
+                    throw RedisError(.configuration, "the user name in the URL has a % not followed by two hex digits (write % as %25)")
+                }
+                username = user.isEmpty ? nil : user
+            }
+            guard let decoded = Self.percentDecoded(rawPassword) else {
+                throw RedisError(.configuration, "the password in the URL has a % not followed by two hex digits (write % as %25)")
+            }
+            password = decoded
         }
         var database = 0
         if let slash = rest.firstIndex(of: "/") {
@@ -74,5 +93,50 @@ public struct RedisConfiguration: Sendable, Equatable {
     public var displayURL: String {
         let auth = password == nil ? "" : "\(username ?? ""):***@"
         return "redis://\(auth)\(host):\(port)/\(database)"
+    }
+
+    public var description: String { displayURL }
+    public var debugDescription: String { "RedisConfiguration(\(displayURL), timeout \(timeoutSeconds) s)" }
+    public var customMirror: Mirror {
+        Mirror(self, children: ["url": displayURL, "timeoutSeconds": timeoutSeconds], displayStyle: .struct)
+    }
+
+    /// `text` with its user information (anything before the last `@`, after any `scheme://`) replaced by `***`.
+    static func redacted(_ text: String) -> String {
+        guard let at = text.lastIndex(of: "@") else { return text }
+        var start = text.startIndex
+        if let colon = text.firstIndex(of: ":"), text[colon...].hasPrefix("://"), colon < at {
+            start = text.index(colon, offsetBy: 3)
+        }
+        return String(text[..<start]) + "***" + String(text[at...])
+    }
+
+    /// Percent-decodes URL user information (UTF-8); nil when a `%` is not followed by two hex digits.
+    static func percentDecoded(_ text: Substring) -> String? {
+        guard text.contains("%") else { return String(text) }
+        var bytes: [UInt8] = []
+        var utf8 = text.utf8[...]
+        while let c = utf8.first {
+            utf8 = utf8.dropFirst()
+            guard c == UInt8(ascii: "%") else {
+                bytes.append(c)
+                continue
+            }
+            guard utf8.count >= 2, let hi = hexValue(utf8[utf8.startIndex]),
+                let lo = hexValue(utf8[utf8.index(after: utf8.startIndex)])
+            else { return nil }
+            bytes.append(hi << 4 | lo)
+            utf8 = utf8.dropFirst(2)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
+        default: return nil
+        }
     }
 }

@@ -77,6 +77,15 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Attempts at one entry, each on its own, before it is a poison message (dead letter).")
     var maxAttempts = 5
 
+    @Option(help: "Producers with a front door <prefix>:commands:<name>, comma-separated (e.g. alice,bob): their entries are copied into <prefix>:commands with actor <name> (docs/ACCESS.md).")
+    var producers: String?
+
+    var producerNames: [String] {
+        (producers ?? "").split(separator: ",", omittingEmptySubsequences: true).map {
+            String($0.trimmingCharacters(in: .whitespaces))
+        }
+    }
+
     func validate() throws {
         for (name, value, range) in [
             ("--lease", lease, 0.2...3600.0), ("--claim-idle", claimIdle, 0.1...86400.0), ("--block", block, 0.01...60.0),
@@ -86,6 +95,12 @@ struct Serve: AsyncParsableCommand {
             }
         }
         guard (1...1000).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-1000") }
+        let badProducers = AccessControl.invalidProducerNames(producerNames)
+        guard badProducers.isEmpty else {
+            throw ValidationError(
+                "--producers takes names of 1-128 characters of A-Z a-z 0-9 . _ - @ + (got \(badProducers.joined(separator: ", ")))")
+        }
+        guard Set(producerNames).count == producerNames.count else { throw ValidationError("--producers names a producer twice") }
         guard (1...16384).contains(partitions) else { throw ValidationError("--partitions must be 1-16384") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard streamMaxlen >= 1 else { throw ValidationError("--stream-maxlen must be at least 1") }
@@ -111,6 +126,7 @@ struct Serve: AsyncParsableCommand {
         config.claimIdleMilliseconds = Self.milliseconds(claimIdle)
         config.blockMilliseconds = Self.milliseconds(block)
         config.maxDeliveries = maxAttempts
+        config.producers = producerNames
         config.auditRetentionSeconds = auditRetention.flatMap(Self.seconds).map { Int($0) }
         if let auditKeyFile {
             config.auditKey = Array(try Data(contentsOf: URL(fileURLWithPath: auditKeyFile)))

@@ -65,6 +65,46 @@ struct RedisConfigurationTests {
         #expect(c.database == 0)
     }
 
+    @Test func userAndPasswordArePercentDecoded() throws {
+        let c = try RedisConfiguration(url: "redis://dee-engine:p%40ss%3Aw%2Frd%25@cache:6390/1")
+        #expect(c.username == "dee-engine")
+        #expect(c.password == "p@ss:w/rd%")
+        #expect(c.host == "cache")
+        #expect(c.port == 6390)
+        #expect(c.database == 1)
+        #expect(try RedisConfiguration(url: "redis://us%65r:%C3%A9t%C3%A9@h").username == "user")
+        #expect(try RedisConfiguration(url: "redis://user:%C3%A9t%C3%A9@h").password == "été")
+        #expect(try RedisConfiguration(url: "redis://:%41b@h").password == "Ab")
+    }
+
+    @Test(arguments: ["redis://u:bad%zzsecret@h", "redis://u:secret%@h", "redis://u:secret%4@h", "redis://u%g1:secret@h"])
+    func badPercentEscapeNeverShowsThePassword(_ url: String) {
+        let error = configurationError(url)
+        #expect(error?.kind == .configuration)
+        #expect(error?.description.contains("secret") == false, "\(String(describing: error))")
+        #expect(error?.description.contains("%") == true)
+    }
+
+    @Test func noDescriptionShowsThePassword() throws {
+        let c = try RedisConfiguration(url: "redis://dee-engine:p%40ss%3Aw%2Frd%25@cache:6390/1")
+        var dumped = ""
+        dump(c, to: &dumped)
+        for text in [c.displayURL, c.description, c.debugDescription, "\(c)", String(reflecting: c), dumped] {
+            #expect(!text.contains("p@ss"), "\(text)")
+            #expect(!text.contains("p%40ss"), "\(text)")
+            #expect(text.contains("cache:6390"), "\(text)")
+        }
+        #expect(c.displayURL == "redis://dee-engine:***@cache:6390/1")
+    }
+
+    @Test(arguments: ["http://u:s3cret@h:6379", "rediss://:s3cret@h", "u:s3cret@h:6379"])
+    func badSchemeNeverShowsThePassword(_ url: String) {
+        let error = configurationError(url)
+        #expect(error?.kind == .configuration)
+        #expect(error?.description.contains("s3cret") == false, "\(String(describing: error))")
+        #expect(error?.description.contains("@h") == true, "\(String(describing: error))")
+    }
+
     @Test func database() throws {
         #expect(try RedisConfiguration(url: "redis://h:1/0").database == 0)
         #expect(try RedisConfiguration(url: "redis://h:1/15").database == 15)

@@ -32,6 +32,7 @@ final class RouterService: Service, Sendable {
         let renewEvery = Duration.milliseconds(max(1, config.leaseMilliseconds / 3))
         // Stray pending entries and the ingress trim: every 5 s is plenty (neither is on the path of a command).
         let sweepEvery = Duration.seconds(5)
+        let doors = FrontDoors(config: config, logger: logger)
         var machine = RouterStateMachine()
         var prepared = false
         var renewed = ContinuousClock.now
@@ -92,6 +93,10 @@ final class RouterService: Service, Sendable {
                             machine.strayPendingFound()
                             continue
                         }
+                    }
+                    if doors.isEnabled {
+                        // Producers' front doors first (docs/ACCESS.md): their entries join the ingress stream here.
+                        try await client.withConnection { redis in _ = try doors.step(redis) }
                     }
                     let result = try await client.withConnection { [router, config] redis -> Router.BatchResult in
                         let batch = try ingress.readNew(
