@@ -52,6 +52,8 @@ public final class Engine: Service, Sendable {
             if let every = config.tickEverySeconds {
                 group.addTask { try await self.tickerLoop(every: every) }
             }
+            let retention = ActionsRetention(config: config, redis: redisConfiguration, logger: logger)
+            group.addTask { try await retention.run() }
         }
         logger.info("engine stopped")
     }

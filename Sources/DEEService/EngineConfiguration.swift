@@ -19,8 +19,11 @@ public struct EngineConfiguration: Sendable {
     /// How long the result of a registerPlan without requestId is kept, seconds. (Results of partition commands
     /// without requestId are kept in `<prefix>:{p}:results` only until they are replied.)
     public var implicitResultSeconds = 3_600
-    /// Approximate MAXLEN of each partition's events and actions streams.
+    /// Approximate MAXLEN of each partition's events stream, and of its actions stream while no executor consumer
+    /// group reads it (with groups, actions are trimmed only below what every group acknowledged).
     public var streamMaxLen = 1_000_000
+    /// How often the owner of a partition trims its actions stream and checks its executor groups, seconds.
+    public var actionsTrimEverySeconds: Double = 5
     /// How long a run's audit entries are kept once the run is terminal, seconds (nil: for the run's life).
     public var auditRetentionSeconds: Int?
     public var replyMaxLen = 10_000

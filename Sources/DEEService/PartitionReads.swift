@@ -162,16 +162,29 @@ struct PartitionReads: Sendable {
         let parts = partitions ?? Array(0..<config.partitions)
         var counts: [String: Int] = Dictionary(uniqueKeysWithValues: RunStatus.allCases.map { ($0.rawValue, 0) })
         var tick: Int?
+        // Executor consumer groups on the actions streams, and the action requests the streams hold.
+        var executors: [JSONValue] = []
+        var backlog = 0
         for p in parts {
             let k = keys.partition(p)
-            let replies = try redis.pipeline(RunStatus.allCases.map { ["ZCARD", k.status($0)] } + [["GET", k.clock]])
+            let actions = ActionsStore(keys: k)
+            let replies = try redis.pipeline(
+                RunStatus.allCases.map { ["ZCARD", k.status($0)] } + [["GET", k.clock]] + actions.readCommands)
             for (s, r) in zip(RunStatus.allCases, replies) { counts[s.rawValue, default: 0] += r.int ?? 0 }
-            let clock = replies.last?.int ?? 0
+            let clock = replies[RunStatus.allCases.count].int ?? 0
             tick = min(tick ?? clock, clock)
+            backlog += replies[RunStatus.allCases.count + 1].int ?? 0
+            for g in ActionsStore.groups(replies[RunStatus.allCases.count + 2]) {
+                executors.append([
+                    "partition": .int(p), "group": .string(g.name), "pending": .int(g.pending),
+                    "lag": g.lag.map(JSONValue.int) ?? .null,
+                ])
+            }
         }
         return .ok([
             "tick": .int(tick ?? 0), "runsByStatus": .object(counts.mapValues(JSONValue.int)),
             "plans": .int(try plans.count(redis)), "partitions": .int(config.partitions),
+            "executors": .array(executors), "actionsBacklog": .int(backlog),
         ])
     }
 

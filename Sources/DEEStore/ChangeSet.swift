@@ -56,6 +56,7 @@ public struct ChangeSet: Sendable {
     /// The apply script's ARGV: the fence, the watermark and batch progress, then the list of writes (see
     /// Scripts/ApplyScript.swift). Index, due and enrollment writes are grouped per key, one command for the whole
     /// set, and a run that changes twice in one set has its indexes moved once, from where it was to where it ends.
+    /// `maxlen` bounds the events stream (approximately); the actions stream is written without it.
     public func arguments(epoch: String, maxlen: Int) -> [String] {
         var w = WriteList()
         w.argv += [
@@ -111,8 +112,10 @@ public struct ChangeSet: Sendable {
         for change in changes {
             for e in change.events { w.add("XADD", PartitionKeys.eventsSuffix, e.fields) }
         }
+        // Action requests are never trimmed on write: an executor may not have read them yet. The actions retention
+        // service (Sources/DEEService/Retention) trims the stream below what every executor group acknowledged.
         for change in changes {
-            for a in change.actions { w.add("XADD", PartitionKeys.actionsSuffix, a.fields) }
+            for a in change.actions { w.add("XADDKEEP", PartitionKeys.actionsSuffix, a.fields) }
         }
         for change in changes where !change.audit.isEmpty {
             w.add("RPUSH", PartitionKeys.auditSuffix(change.run.id), change.audit.map(\.storedText))

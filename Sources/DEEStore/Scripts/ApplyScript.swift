@@ -22,7 +22,9 @@ enum ApplyScript {
 -- ARGV[6]  the batch's state (JSON), stored with n while the command is unfinished
 -- ARGV[7]  approximate MAXLEN of streams written with XADD
 -- ARGV[8…] writes, each: command, key suffix, argument count c, then c arguments. Commands: HSET, HDEL, ZADD,
---          ZREM, RPUSH, SET, EXPIRE, XADD (written as XADD key MAXLEN ~ ARGV[7] * fields), XADDID (XADD key id
+--          ZREM, RPUSH, SET, EXPIRE, XADD (written as XADD key MAXLEN ~ ARGV[7] * fields), XADDKEEP (XADD key *
+--          fields, never trimmed here: the actions stream, which the actions retention service trims only below
+--          what every executor group has acknowledged), XADDID (XADD key id
 --          fields: an entry under an id of our own, never trimmed here, skipped when the stream already reaches
 --          that id, as after a script that failed past it), HDELIF (pairs of field, value: the field is deleted
 --          only while it holds that value).
@@ -51,7 +53,7 @@ if bkey ~= '' then
   if tonumber(ARGV[5]) ~= done + 1 then return redis.error_reply('BATCHGAP') end
 end
 -- The whole list is checked before the first write, so a malformed one writes nothing.
-local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDID = 1, HDELIF = 1}
+local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDKEEP = 1, XADDID = 1, HDELIF = 1}
 local n, i = #ARGV, 8
 while i <= n do
   local c = tonumber(ARGV[i + 2])
@@ -66,6 +68,8 @@ while i <= n do
   local op, key, last = ARGV[i], base .. ':' .. ARGV[i + 1], i + 2 + tonumber(ARGV[i + 2])
   if op == 'XADD' then
     redis.call('XADD', key, 'MAXLEN', '~', maxlen, '*', unpack(ARGV, i + 3, last))
+  elseif op == 'XADDKEEP' then
+    redis.call('XADD', key, '*', unpack(ARGV, i + 3, last))
   elseif op == 'XADDID' then
     if tops[key] == nil then
       local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
