@@ -80,3 +80,18 @@ import Testing
         #expect(InboxEntry(fields: ["type": ""]) == nil)
     }
 }
+
+/// After a failure the owner's memory may be behind Redis (an apply went through, its answer was lost): it reads
+/// the applied watermark and the clock again before applying anything more.
+@Suite struct OwnerStaleStateTests {
+    @Test(arguments: [Failure.transient, Failure.entry])
+    func aFailureMakesTheOwnerReadItsStateAgain(_ failure: Failure) {
+        var m = OwnerStateMachine()
+        m.took(epoch: "1", replied: nil)
+        #expect(!m.stale, "taking the partition reads it")
+        m.failed(failure)
+        #expect(m.stale)
+        m.reloaded()
+        #expect(!m.stale)
+    }
+}

@@ -17,9 +17,27 @@ extension PartitionOwner {
     /// After any failure, and on taking the partition, the next batch is applied one entry at a time (see
     /// ``stepSingly(_:_:)``).
     func step(_ redis: RedisConnection) throws -> Int {
+        do {
+            return try round(redis)
+        } catch {
+            state.withLock { $0.machine.failed(Failure.classify(error)) }
+            throw error
+        }
+    }
+
+    private func round(_ redis: RedisConnection) throws -> Int {
         guard try holdLease(redis) else {
             sleepMilliseconds(config.blockMilliseconds)
             return 0
+        }
+        if state.withLock({ $0.machine.stale }) {
+            // An apply may have gone through while its answer was lost: what Redis holds is the truth.
+            let replies = try redis.pipeline([["GET", keys.applied], ["GET", keys.clock]])
+            state.withLock {
+                $0.applied = replies[0].string.flatMap(EntryID.init)
+                $0.clock = replies[1].int ?? 0
+                $0.machine.reloaded()
+            }
         }
         let from: String
         let singly: Bool
@@ -62,7 +80,6 @@ extension PartitionOwner {
             } catch {
                 // What was applied before the failure is replied and the watermark moved past it; the rest of the
                 // batch is read again and applied one by one, so the entry at fault is found and only it counted.
-                if !(error is Fenced) { state.withLock { $0.machine.failed(Failure.classify(error)) } }
                 if let last, (try? redis.pipeline(replies + advanceCommands(to: last))) != nil {
                     state.withLock { $0.machine.replied(through: last) }
                 }

@@ -22,6 +22,9 @@ struct OwnerStateMachine: Sendable, Equatable {
     private(set) var epoch: String?
     private(set) var watermark = "0-0"
     private(set) var singly = true
+    /// After a failure, what this process remembers of the partition (the applied watermark, the clock) may be
+    /// behind Redis: an apply may have gone through with its answer lost. Read them again before applying more.
+    private(set) var stale = false
 
     func next() -> Read {
         guard epoch != nil else { return .takeLease }
@@ -33,6 +36,12 @@ struct OwnerStateMachine: Sendable, Equatable {
         self.epoch = epoch
         watermark = replied ?? "0-0"
         singly = true
+        stale = false
+    }
+
+    /// The applied watermark and the clock were read again from Redis.
+    mutating func reloaded() {
+        stale = false
     }
 
     /// A renewal failed, or the fence refused a write.
@@ -45,9 +54,11 @@ struct OwnerStateMachine: Sendable, Equatable {
         watermark = id
     }
 
-    /// Applying failed. An entry's failure sends the next batch one by one; a transient one only retries.
+    /// Applying failed. An entry's failure sends the next batch one by one; a transient one only retries. Either
+    /// way, what the owner remembers is read again from Redis first.
     mutating func failed(_ failure: Failure) {
         if failure == .entry { singly = true }
+        stale = true
     }
 
     /// A batch applied one by one went through: back to whole batches.
