@@ -446,3 +446,27 @@ struct NumberBoundsTests {
         }
     }
 }
+
+/// Validation is linear in a plan's size: a fixed-point loop over the steps was cubic (fuzzing found a 2,000-step
+/// plan that took 8 s), which a producer could use to stall the router.
+@Suite struct LargePlanTests {
+    static func linear(_ n: Int, loopAt: Int? = nil) -> JSONValue {
+        var steps: [JSONValue] = (0..<n - 1).map { i in
+            var step: [String: JSONValue] = ["id": .string("s\(i)"), "type": "wait", "ticks": 1]
+            if i == loopAt { step["next"] = "s0" }
+            return .object(step)
+        }
+        steps.append(["id": .string("s\(n - 1)"), "type": "end", "outcome": "done"])
+        return ["id": "big", "steps": .array(steps)]
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aTenThousandStepPlanValidates() throws {
+        let plan = try Plan.parse(Self.linear(10_000))
+        #expect(plan.stepsRemaining(from: "s0") == 10_000)
+        #expect(plan.stepsRemaining(from: "s9998") == 2)
+    }
+
+    @Test(.timeLimit(.minutes(1))) func aLoopDeepInALargePlanIsFound() {
+        #expect(throws: DEEError.self) { try Plan.parse(Self.linear(10_000, loopAt: 9_000)) }
+    }
+}
