@@ -24,7 +24,7 @@ public enum AccessControl {
     public static let engineCommands = [
         // streams: ingress (consumer group), inboxes, doors, events, actions, audit, replies, results, dead letters
         "xadd", "xread", "xreadgroup", "xack", "xautoclaim", "xgroup|create", "xpending", "xinfo|groups", "xrange",
-        "xrevrange", "xtrim", "xdel",
+        "xrevrange", "xtrim", "xdel", "xlen",
         // hashes: runs, progress, enrollments, plans, attempts, door watermarks
         "hget", "hmget", "hgetall", "hset", "hsetnx", "hdel", "hexists", "hincrby",
         // sorted sets: indexes and the due schedule
