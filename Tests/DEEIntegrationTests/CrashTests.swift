@@ -41,64 +41,6 @@ import Darwin
         return nil
     }
 
-    /// A `dee serve` child process, its output in a log file.
-    final class Server: @unchecked Sendable {
-        let process = Process()
-        let log: URL
-
-        init(executable: String, url: String, prefix: String, log: URL) throws {
-            self.log = log
-            if !FileManager.default.fileExists(atPath: log.path) {
-                FileManager.default.createFile(atPath: log.path, contents: nil)
-            }
-            let handle = try FileHandle(forWritingTo: log)
-            handle.seekToEndOfFile()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = [
-                "serve", "--redis-url", url, "--prefix", prefix, "--consumer", "crash-\(prefix)", "--log-level", "warning",
-            ]
-            process.standardInput = FileHandle.nullDevice
-            process.standardOutput = handle
-            process.standardError = handle
-            try process.run()
-            // If this test process is killed before it stops the engine, a watchdog does (as for the test Redis).
-            let watchdog = Process()
-            watchdog.executableURL = URL(fileURLWithPath: "/bin/sh")
-            watchdog.arguments = [
-                "-c",
-                """
-                while kill -0 "$1" 2>/dev/null && kill -0 "$2" 2>/dev/null; do sleep 1; done
-                [ "$(cat /proc/$2/comm 2>/dev/null)" = dee ] && kill -KILL "$2" 2>/dev/null
-                exit 0
-                """,
-                "dee-test-engine-watchdog", String(ProcessInfo.processInfo.processIdentifier),
-                String(process.processIdentifier),
-            ]
-            watchdog.standardInput = FileHandle.nullDevice
-            watchdog.standardOutput = FileHandle.nullDevice
-            watchdog.standardError = FileHandle.nullDevice
-            try? watchdog.run()
-        }
-
-        var pid: Int32 { process.processIdentifier }
-
-        func killHard() {
-            if process.isRunning { kill(pid, SIGKILL) }
-            process.waitUntilExit()
-        }
-
-        /// SIGTERM, then SIGKILL after `grace` seconds.
-        func stop(grace: Double = 10) {
-            guard process.isRunning else { return }
-            kill(pid, SIGTERM)
-            let deadline = Date().addingTimeInterval(grace)
-            while process.isRunning && Date() < deadline { usleep(50_000) }
-            killHard()
-        }
-
-        var output: String { String((try? String(contentsOf: log, encoding: .utf8))?.suffix(3000) ?? "") }
-    }
-
     static func fields(_ flat: [RESPValue]) -> [String: String] {
         var out: [String: String] = [:]
         var i = 0
@@ -141,7 +83,7 @@ import Darwin
             let events = "\(prefix):{0}:events"
             let actions = "\(prefix):{0}:actions"
 
-            let first = try Server(executable: executable, url: url, prefix: prefix, log: log)
+            let first = try EngineProcess(executable: executable, url: url, prefix: prefix, consumer: "crash-\(prefix)", log: log)
             var firstKilled = false
             defer { if !firstKilled { first.killHard() } }
 
@@ -177,7 +119,7 @@ import Darwin
             let lastRun = try #require(created.max())
             let pauseId = try client.send("pauseRun", ["runId": lastRun])
 
-            let second = try Server(executable: executable, url: url, prefix: prefix, log: log)
+            let second = try EngineProcess(executable: executable, url: url, prefix: prefix, consumer: "crash-\(prefix)", log: log)
             defer { second.stop() }
             let tick = try client.reply(to: tickId, timeout: 60)
             #expect(tick.ok, "\(tick.fields)\n\(second.output)")
@@ -244,7 +186,7 @@ import Darwin
             let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
             let events = "\(prefix):{0}:events"
 
-            let first = try Server(executable: executable, url: url, prefix: prefix, log: log)
+            let first = try EngineProcess(executable: executable, url: url, prefix: prefix, consumer: "crash-\(prefix)", log: log)
             var firstKilled = false
             defer { if !firstKilled { first.killHard() } }
             let reg = try client.call("registerPlan", ["plan": simplePlan("bulkcrash")], timeout: 60)
@@ -264,7 +206,7 @@ import Darwin
             try #require(atKill >= 500, "no batch written within 30 s\n\(first.output)")
             #expect(atKill < n, "the command had finished before the kill (\(atKill) runs)")
 
-            let second = try Server(executable: executable, url: url, prefix: prefix, log: log)
+            let second = try EngineProcess(executable: executable, url: url, prefix: prefix, consumer: "crash-\(prefix)", log: log)
             defer { second.stop() }
             let reply = try client.reply(to: bulkId, timeout: 90)
             #expect(reply.ok, "\(reply.fields)\n\(second.output)")

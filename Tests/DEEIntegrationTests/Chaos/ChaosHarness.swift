@@ -62,13 +62,13 @@ struct ChaosHarness {
         let engines: [EngineProcess]
         let redis: DedicatedRedis?
         var restarts = 0
-        var rng: SplitMix
+        var rng: SeededRandom
         var notes: [String] = []
 
         init(engines: [EngineProcess], redis: DedicatedRedis?, seed: UInt64) {
             self.engines = engines
             self.redis = redis
-            self.rng = SplitMix(seed: seed ^ 0x5eed)
+            self.rng = SeededRandom(seed ^ 0x5eed)
         }
 
         /// Sleeps a random 0…`maxMs` ms: a random moment inside the engines' work on the wave just sent.
@@ -315,13 +315,13 @@ struct Workload {
         ],
     ]
 
-    var rng: SplitMix
+    var rng: SeededRandom
     let replyTo: String
     var contacts = 0
     var n = 0
 
     init(seed: UInt64, replyTo: String) {
-        self.rng = SplitMix(seed: seed)
+        self.rng = SeededRandom(seed)
         self.replyTo = replyTo
     }
 
@@ -352,20 +352,6 @@ struct Workload {
         }
         return f + [("requestId", "w\(n)"), ("replyTo", replyTo)]
     }
-}
-
-/// A small seeded generator (SplitMix64), the same sequence on every machine.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func below(_ n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
 }
 
 /// Tails a reply stream from its start on a thread of its own (the engine trims reply streams), keeping every
