@@ -176,3 +176,28 @@ import Testing
         }
     }
 }
+
+/// An execute by planId after an inline plan made a new version, in the same router batch, runs the new version.
+@Suite struct LatestVersionInOneBatchTests {
+    @Test func anInlinePlanVersionIsSeenByTheNextCommandOfItsBatch() async throws {
+        try await TestEngine.with { client, env in
+            try client.register(simplePlan("lv"))
+            let inline = simplePlan("lv", outcome: "second")
+            // In one pipeline, so that the router reads them in one batch: the first caches version 1 as the latest.
+            let ids = try env.redis.pipeline([
+                ["XADD", env.key("commands"), "*", "type", "execute", "planId", "lv", "contact", contact("z"),
+                 "replyTo", client.replyStream],
+                ["XADD", env.key("commands"), "*", "type", "execute", "plan", inline, "contact", contact("a"),
+                 "replyTo", client.replyStream],
+                ["XADD", env.key("commands"), "*", "type", "execute", "planId", "lv", "contact", contact("b"),
+                 "replyTo", client.replyStream],
+            ]).compactMap(\.string)
+            try #require(ids.count == 3)
+            #expect(try client.reply(to: ids[0]).object["planVersion"] as? Int == 1)
+            let first = try client.reply(to: ids[1])
+            let second = try client.reply(to: ids[2])
+            #expect(first.object["planVersion"] as? Int == 2, "\(first.fields)")
+            #expect(second.object["planVersion"] as? Int == 2, "\(second.fields)")
+        }
+    }
+}

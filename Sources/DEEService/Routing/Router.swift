@@ -236,6 +236,8 @@ final class Router: Sendable {
             switch ref {
             case .inline(let plan):
                 planVersion = try plans.registerImplicitly(plan, redis)
+                // It may have made a new latest version: a later execute by planId in this batch must see it.
+                out.latest[plan.id] = planVersion
             case .id(let id, let version):
                 if let version {
                     if try plans.load(id, version: version, redis) != nil {
