@@ -32,10 +32,10 @@ extension PartitionOwner {
         }
         if state.withLock({ $0.machine.stale }) {
             // An apply may have gone through while its answer was lost: what Redis holds is the truth.
-            let replies = try redis.pipeline([["GET", keys.applied], ["GET", keys.clock]])
+            let position = try inbox.position(redis)
             state.withLock {
-                $0.applied = replies[0].string.flatMap(EntryID.init)
-                $0.clock = replies[1].int ?? 0
+                $0.applied = position.applied
+                $0.clock = position.clock
                 $0.machine.reloaded()
             }
         }
@@ -46,12 +46,9 @@ extension PartitionOwner {
         case .batch(let after): (from, singly) = (after, false)
         case .singly(let after): (from, singly) = (after, true)
         }
-        let reply = try redis.call([
-            "XREAD", "COUNT", String(config.readCount), "BLOCK", String(config.blockMilliseconds), "STREAMS",
-            keys.inbox, from,
-        ])
-        guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { return 0 }
-        let entries = [RESPValue].entries(first[1])
+        let entries = try inbox.read(
+            after: from, count: config.readCount, blockMilliseconds: config.blockMilliseconds, redis)
+        if entries.isEmpty { return 0 }
         if singly { return try stepSingly(entries, redis) }
         var replies: [[String]] = []
         var last: String?
@@ -80,7 +77,7 @@ extension PartitionOwner {
             } catch {
                 // What was applied before the failure is replied and the watermark moved past it; the rest of the
                 // batch is read again and applied one by one, so the entry at fault is found and only it counted.
-                if let last, (try? redis.pipeline(replies + advanceCommands(to: last))) != nil {
+                if let last, (try? redis.pipeline(replies + inbox.advanceCommands(to: last))) != nil {
                     state.withLock { $0.machine.replied(through: last) }
                 }
                 throw error
@@ -88,7 +85,7 @@ extension PartitionOwner {
             last = entry.id
         }
         // Replies, then the replied watermark, in one round trip.
-        let commands = replies + (last.map(advanceCommands) ?? [])
+        let commands = replies + (last.map(inbox.advanceCommands) ?? [])
         if !commands.isEmpty {
             for r in try redis.pipeline(commands) {
                 if case .error(let e) = r { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
@@ -105,12 +102,12 @@ extension PartitionOwner {
     func stepSingly(_ entries: [StreamEntry], _ redis: RedisConnection) throws -> Int {
         for entry in entries {
             guard let id = EntryID(entry.id) else { continue }
-            let attempts = try redis.call(["HINCRBY", keys.attempts, entry.id, "1"]).int ?? 1
+            let attempts = try inbox.countAttempt(entry.id, redis)
             var commands: [[String]] = []
             guard let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })) else {
                 // Not written by a router (an operator's XADD): nothing to apply, ever.
                 commands += poison(id, entry.fields, reason: "not an inbox entry (no type)")
-                _ = try redis.pipeline(commands + [["HDEL", keys.attempts, entry.id]] + advanceCommands(to: entry.id))
+                _ = try redis.pipeline(commands + inbox.doneCommands(entry.id))
                 state.withLock { $0.machine.replied(through: entry.id) }
                 continue
             }
@@ -121,14 +118,14 @@ extension PartitionOwner {
                     if let r = try handle(id, fields, redis) { commands.append(r) }
                 } catch {
                     if Failure.classify(error) == .transient {
-                        _ = try? redis.call(["HINCRBY", keys.attempts, entry.id, "-1"])
+                        inbox.uncountAttempt(entry.id, redis)
                     }
                     logger.warning(
                         "an inbox entry failed", metadata: ["stream.entry_id": "\(entry.id)", "error": "\(error)"])
                     throw error
                 }
             }
-            _ = try redis.pipeline(commands + [["HDEL", keys.attempts, entry.id]] + advanceCommands(to: entry.id))
+            _ = try redis.pipeline(commands + inbox.doneCommands(entry.id))
             state.withLock { $0.machine.replied(through: entry.id) }
         }
         state.withLock { $0.machine.singlyDone() }
@@ -154,10 +151,6 @@ extension PartitionOwner {
             commandId: id.description, source: "partition \(partition)", error: reason, fields: fields)]
     }
 
-    /// Everything up to `id` is applied and replied: the replied watermark, and the trims below it.
-    func advanceCommands(to id: String) -> [[String]] {
-        [["SET", keys.replied, id], ["XTRIM", keys.inbox, "MINID", "~", id], ["XTRIM", keys.results, "MINID", "~", id]]
-    }
 }
 
 /// An inbox entry without a type: not written by a router. Applied alone, it goes straight to the dead letters.

@@ -25,12 +25,12 @@ extension PartitionOwner {
         // The holder is unique per process instance: two processes never both think they hold a lease, even
         // with the same consumer name. A restarted process waits for its predecessor's lease to expire.
         guard let epoch = try lease.acquire(redis) else { return false }
-        let replies = try redis.pipeline([["GET", keys.applied], ["GET", keys.replied], ["GET", keys.clock]])
+        let position = try inbox.position(redis)
         state.withLock {
             $0.renewed = .now
-            $0.machine.took(epoch: String(epoch), replied: replies[1].string)
-            $0.applied = replies[0].string.flatMap(EntryID.init)
-            $0.clock = replies[2].int ?? 0
+            $0.machine.took(epoch: String(epoch), replied: position.replied)
+            $0.applied = position.applied
+            $0.clock = position.clock
         }
         logger.info("took the partition", metadata: ["epoch": "\(epoch)"])
         return true

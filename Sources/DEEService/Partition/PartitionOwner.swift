@@ -16,6 +16,7 @@ final class PartitionOwner: Sendable {
     let config: EngineConfiguration
     let keys: PartitionKeys
     let store: PartitionStore
+    let inbox: InboxStore
     let plans: PlanStore
     let reads: PartitionReads
     let decoder: RequestDecoder
@@ -39,6 +40,7 @@ final class PartitionOwner: Sendable {
         let k = Keys(prefix: config.prefix)
         self.keys = k.partition(partition)
         self.store = PartitionStore(partition: partition, keys: k, streamMaxLen: config.streamMaxLen)
+        self.inbox = InboxStore(keys: k.partition(partition))
         self.plans = plans
         self.reads = PartitionReads(config: config, plans: plans)
         self.decoder = RequestDecoder(prefix: config.prefix, limits: config.limits)
