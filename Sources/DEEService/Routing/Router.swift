@@ -48,8 +48,10 @@ final class Router: Sendable {
         let routed = batch.map(\.id)
         let parts = out.inbox.keys.sorted()
         let calls = parts.map { ingress.appendCall(partition: $0, epoch: epoch, entries: out.inbox[$0] ?? []) }
-        let (codes, _) = try ingress.append(calls, then: out.commands, redis)
+        let (codes, replies) = try ingress.append(calls, then: out.commands, redis)
         if codes.contains(where: { $0 == nil }) { return .fenced }
+        // A reply or rejection Redis refused for a passing reason (OOM) is sent again: nothing is acknowledged.
+        try Self.throwIfTransient(replies)
         var perEntry: [String: [(partition: Int, code: AppendCode)]] = [:]
         for (k, p) in parts.enumerated() {
             for (e, code) in zip(out.inbox[p] ?? [], codes[k] ?? []) { perEntry[e.id, default: []].append((p, code)) }
@@ -59,7 +61,7 @@ final class Router: Sendable {
                 logger.error(
                     "an inbox is past an entry it never had; the entry goes to the dead letters",
                     metadata: ["stream.entry_id": "\(entry.id)", "partitions": "\(partitions)"])
-                deadletter(entry, reason: "inbox gap in partitions \(partitions)", redis)
+                try deadletter(entry, reason: "inbox gap in partitions \(partitions)", redis)
             }
         }
         try redis.pipeline([ingress.forgetAttemptsCommand(routed)]).forEach { _ = $0 }
@@ -74,7 +76,7 @@ final class Router: Sendable {
         for entry in batch {
             let attempts = try ingress.countAttempt(entry.id, redis)
             if AttemptDecision.decide(attempts: attempts, maxAttempts: config.maxDeliveries) == .poison {
-                poison(entry, reason: "failed \(attempts - 1) attempts", redis)
+                try poison(entry, reason: "failed \(attempts - 1) attempts", redis)
                 try redis.pipeline([ingress.forgetAttemptsCommand([entry.id])]).forEach { _ = $0 }
                 try ingress.ack([entry.id], redis)
                 continue
@@ -90,21 +92,24 @@ final class Router: Sendable {
     }
 
     /// Gives up on an entry: dead letter, an `internal` reply when it names a valid replyTo, and a log line.
-    private func poison(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) {
+    private func poison(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) throws {
         logger.error("giving up on an ingress entry", metadata: ["stream.entry_id": "\(entry.id)", "reason": "\(reason)"])
-        deadletter(entry, reason: reason, redis)
         let header = decoder.header(entry.fields)
         let address = ReplyAddress(
             replyTo: header.replyTo.flatMap { decoder.validReplyTo($0) ? $0 : nil },
             requestId: header.requestId ?? entry.id, commandId: entry.id, type: header.type ?? "")
         let error = DEEError(.internal, "the engine could not route this command (\(reason)); see \(keys.deadletter)")
-        if let r = address.command(.error(error), maxLen: config.replyMaxLen) { _ = try? redis.send(r) }
+        // The answer first, then the dead letter: if either is refused, nothing is acknowledged and both are sent
+        // again (the answer at least once, the dead letter once).
+        if let r = address.command(.error(error), maxLen: config.replyMaxLen) { try Self.throwIfTransient([redis.send(r)]) }
+        try deadletter(entry, reason: reason, redis)
     }
 
     var deadletters: Deadletters { Deadletters(keys: keys, maxLen: config.rejectedMaxLen) }
 
-    private func deadletter(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) {
-        _ = try? redis.send(deadletters.add(
+    /// Writes a dead letter; throws when Redis refuses it, so that the entry is not acknowledged without one.
+    private func deadletter(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) throws {
+        try redis.call(deadletters.add(
             commandId: entry.id, source: "ingress", error: reason, fields: entry.fields))
     }
 
@@ -326,6 +331,16 @@ final class Router: Sendable {
             send(.error(Self.requestIdReused(address.requestId)), address, &out)
         } else {
             send(outcome, address, &out)
+        }
+    }
+
+    /// Throws the first reply that failed for a passing reason (OOM, a lost connection: it may succeed when sent
+    /// again); a reply that can never be written (the replyTo key holds another type) is not retried.
+    static func throwIfTransient(_ replies: [RESPValue]) throws {
+        for reply in replies {
+            if case .error(let e) = reply, Failure.classify(RedisError(.server, e)) == .transient {
+                throw RedisError(.server, e)
+            }
         }
     }
 

@@ -14,7 +14,7 @@ enum InboxAppendScript {
 -- ARGV[2…] entries, each: id, field count c, then c strings (field, value, …)
 -- Returns one code per entry: 1 appended, 0 already there (same id present, or at or below the replied
 --          watermark), -1 a gap (the inbox is past the id, which it never had): the caller must not acknowledge
---          that entry as routed.
+--          that entry as routed. Any other XADD error (OOM) is returned as the script's error.
 local base = string.sub(KEYS[1], 1, -7)
 local fence = tonumber(redis.call('GET', base .. ':rfence') or '0')
 local epoch = tonumber(ARGV[1])
@@ -39,6 +39,9 @@ while i <= n do
   for k = 1, c do fields[k] = ARGV[i + 1 + k] end
   local ok = redis.pcall('XADD', KEYS[1], id, unpack(fields))
   if type(ok) == 'table' and ok.err then
+    -- Only a refusal for the id means "maybe there already"; any other error (OOM under maxmemory) ends the
+    -- script with it: the entries before were appended and will be found present when the batch is retried.
+    if not string.find(ok.err, 'equal or smaller', 1, true) then return redis.error_reply(ok.err) end
     if #redis.call('XRANGE', KEYS[1], id, id) == 1 or (replied and below(id, replied)) then
       codes[#codes + 1] = 0
     else

@@ -120,9 +120,9 @@ import Testing
         try await TestEngine.offPool {
             let redis = try DedicatedRedis(arguments: [])
             let row = try Self.harness(url: redis.url, seed: 19).run(
-                "Redis at maxmemory (noeviction) for 2 s under load", engines: 1, redis: redis
+                "Redis at maxmemory (noeviction) twice for 2 s under load", engines: 1, redis: redis
             ) { faults, wave in
-                if wave == 2 {
+                if wave == 2 || wave == 5 {
                     faults.randomMoment(100)
                     faults.squeezeMemory(seconds: 2)
                 }
