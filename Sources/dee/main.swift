@@ -56,7 +56,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Advance the clock one tick per interval of wall time, e.g. 60s, 500ms, 1m (default: only tick commands).")
     var tickEvery: String?
 
-    @Option(help: "Approximate MAXLEN of each partition's events and actions streams.")
+    @Option(help: "Approximate MAXLEN of each partition's events stream, and of its actions stream while no executor group reads it.")
     var streamMaxlen = 1_000_000
 
     @Option(help: "Keep a terminal run's audit entries this long (e.g. 30d, 12h); default: for the run's life.")
