@@ -95,6 +95,10 @@ struct Serve: AsyncParsableCommand {
             }
         }
         guard (1...1000).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-1000") }
+        // Leases are renewed between reads, and a read blocks up to --block: a shorter lease would expire while held.
+        if let l = Self.seconds(lease), let b = Self.seconds(block), l < 4 * b {
+            throw ValidationError("--lease (\(lease)) must be at least 4 times --block (\(block)), or leases expire while held")
+        }
         let badProducers = AccessControl.invalidProducerNames(producerNames)
         guard badProducers.isEmpty else {
             throw ValidationError(
