@@ -74,10 +74,3 @@ struct ReplyAddress: Sendable {
         return ["XADD", replyTo, "MAXLEN", "~", String(maxLen), "*"] + fields
     }
 }
-
-extension Array where Element == RESPValue {
-    /// Stream entries `[[id, [f, v, …]], …]` as (id, fields).
-    static func entries(_ reply: RESPValue) -> [(id: String, fields: [(String, String)])] {
-        RESPValue.streamEntryList(reply)
-    }
-}

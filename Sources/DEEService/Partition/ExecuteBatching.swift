@@ -6,11 +6,9 @@ import Synchronization
 
 /// Consecutive plain executes applied together: one read pipeline, scripts of 64 executes each.
 extension PartitionOwner {
-    typealias Entry = (id: String, fields: [(String, String)])
-
     /// The run of entries from `start` that can take the batched execute path: `execute` without requestId,
     /// not yet applied, on one partition.
-    func executeGroup(_ entries: [Entry], from start: Int) -> [(EntryID, InboxEntry)] {
+    func executeGroup(_ entries: [StreamEntry], from start: Int) -> [(EntryID, InboxEntry)] {
         let applied = state.withLock { $0.applied }
         var group: [(EntryID, InboxEntry)] = []
         for entry in entries[start...] {

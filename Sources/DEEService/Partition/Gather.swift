@@ -17,7 +17,7 @@ extension PartitionOwner {
         let counter = prefixKeys.gather(id.description)
         let counted = try redis.pipeline([["INCR", counter], ["EXPIRE", counter, "3600"]])
         // Refused under OOM: throw, so the entry is read again and counted then (its reply is not lost).
-        try Router.throwIfTransient(counted)
+        try Failure.throwIfTransient(counted)
         guard (counted[0].int ?? 0) >= parts else { return nil }
         // The partitions the router sent the command to (a bulkExecute skips partitions without contacts).
         let sharing = targets ?? Array(0..<parts)

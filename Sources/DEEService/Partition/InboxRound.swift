@@ -77,7 +77,7 @@ extension PartitionOwner {
             } catch {
                 // What was applied before the failure is replied and the watermark moved past it; the rest of the
                 // batch is read again and applied one by one, so the entry at fault is found and only it counted.
-                if let last, (try? Router.throwIfTransient(redis.pipeline(replies + inbox.advanceCommands(to: last)))) != nil {
+                if let last, (try? Failure.throwIfTransient(redis.pipeline(replies + inbox.advanceCommands(to: last)))) != nil {
                     state.withLock { $0.machine.replied(through: last) }
                 }
                 throw error
@@ -90,7 +90,7 @@ extension PartitionOwner {
             let results = try redis.pipeline(commands)
             // A reply (or the watermark) refused for a passing reason (OOM) is sent again: the watermark stays, so
             // the next round reads these entries again and replies their stored results.
-            try Router.throwIfTransient(results)
+            try Failure.throwIfTransient(results)
             for case .error(let e) in results { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
         }
         if let last { state.withLock { $0.machine.replied(through: last) } }
@@ -109,7 +109,7 @@ extension PartitionOwner {
             guard let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })) else {
                 // Not written by a router (an operator's XADD): nothing to apply, ever.
                 commands += poison(id, entry.fields, reason: "not an inbox entry (no type)")
-                try Router.throwIfTransient(redis.pipeline(commands + inbox.doneCommands(entry.id)))
+                try Failure.throwIfTransient(redis.pipeline(commands + inbox.doneCommands(entry.id)))
                 state.withLock { $0.machine.replied(through: entry.id) }
                 continue
             }
@@ -127,7 +127,7 @@ extension PartitionOwner {
                     throw error
                 }
             }
-            try Router.throwIfTransient(redis.pipeline(commands + inbox.doneCommands(entry.id)))
+            try Failure.throwIfTransient(redis.pipeline(commands + inbox.doneCommands(entry.id)))
             state.withLock { $0.machine.replied(through: entry.id) }
         }
         state.withLock { $0.machine.singlyDone() }

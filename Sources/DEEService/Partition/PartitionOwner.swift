@@ -50,8 +50,6 @@ final class PartitionOwner: Sendable {
         self.signer = config.signer
     }
 
-    var epoch: String? { state.withLock { $0.machine.epoch } }
-
     func address(_ id: EntryID, _ e: InboxEntry) -> ReplyAddress {
         ReplyAddress(
             replyTo: e.replyTo, requestId: e.requestId ?? id.description, commandId: id.description, type: e.type,

@@ -22,6 +22,16 @@ enum Failure: Equatable, Sendable {
         return .entry
     }
 
+    /// Throws the first reply that failed for a passing reason (OOM, a lost connection: it may succeed when sent
+    /// again); a reply that can never be written (the replyTo key holds another type) is not retried.
+    static func throwIfTransient(_ replies: [RESPValue]) throws {
+        for reply in replies {
+            if case .error(let e) = reply, Failure.classify(RedisError(.server, e)) == .transient {
+                throw RedisError(.server, e)
+            }
+        }
+    }
+
     /// Server error codes that say nothing about the command that met them.
     static let transientServerCodes: Set<String> = [
         "BUSY", "LOADING", "TRYAGAIN", "CLUSTERDOWN", "MASTERDOWN", "OOM", "NOREPLICAS", "READONLY", "MOVED", "ASK",

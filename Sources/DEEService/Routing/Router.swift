@@ -39,7 +39,10 @@ final class Router: Sendable {
     /// Routes a batch of ingress entries: validates each, answers those the router answers, appends the others to
     /// the inboxes they touch (one fenced script per partition, entries in id order), then acknowledges them. A
     /// failure throws before anything is acknowledged; the caller routes the pending entries again.
-    func routeBatch(_ batch: [StreamEntry], epoch: Int, _ redis: RedisConnection) throws -> BatchResult {
+    /// `counted`: the entries' attempts were counted (routed on their own), and are forgotten with the ack.
+    func routeBatch(_ batch: [StreamEntry], epoch: Int, counted: Bool = false, _ redis: RedisConnection) throws
+        -> BatchResult
+    {
         var out = Batch()
         // Deleted from the stream while pending: nothing to route, only to acknowledge.
         let decoded = batch.filter { !$0.fields.isEmpty }.map { (entry: $0, decoded: decode($0)) }
@@ -51,7 +54,7 @@ final class Router: Sendable {
         let (codes, replies) = try ingress.append(calls, then: out.commands, redis)
         if codes.contains(where: { $0 == nil }) { return .fenced }
         // A reply or rejection Redis refused for a passing reason (OOM) is sent again: nothing is acknowledged.
-        try Self.throwIfTransient(replies)
+        try Failure.throwIfTransient(replies)
         var perEntry: [String: [(partition: Int, code: AppendCode)]] = [:]
         for (k, p) in parts.enumerated() {
             for (e, code) in zip(out.inbox[p] ?? [], codes[k] ?? []) { perEntry[e.id, default: []].append((p, code)) }
@@ -64,8 +67,7 @@ final class Router: Sendable {
                 try deadletter(entry, reason: "inbox gap in partitions \(partitions)", redis)
             }
         }
-        try redis.pipeline([ingress.forgetAttemptsCommand(routed)]).forEach { _ = $0 }
-        try ingress.ack(routed, redis)
+        try ingress.ack(routed, forgettingAttempts: counted, redis)
         return .done
     }
 
@@ -77,12 +79,11 @@ final class Router: Sendable {
             let attempts = try ingress.countAttempt(entry.id, redis)
             if AttemptDecision.decide(attempts: attempts, maxAttempts: config.maxDeliveries) == .poison {
                 try poison(entry, reason: "failed \(attempts - 1) attempts", redis)
-                try redis.pipeline([ingress.forgetAttemptsCommand([entry.id])]).forEach { _ = $0 }
-                try ingress.ack([entry.id], redis)
+                try ingress.ack([entry.id], forgettingAttempts: true, redis)
                 continue
             }
             do {
-                if try routeBatch([entry], epoch: epoch, redis) == .fenced { return .fenced }
+                if try routeBatch([entry], epoch: epoch, counted: true, redis) == .fenced { return .fenced }
             } catch {
                 if Failure.classify(error) == .transient { try? ingress.uncountAttempt(entry.id, redis) }
                 throw error
@@ -101,7 +102,7 @@ final class Router: Sendable {
         let error = DEEError(.internal, "the engine could not route this command (\(reason)); see \(keys.deadletter)")
         // The answer first, then the dead letter: if either is refused, nothing is acknowledged and both are sent
         // again (the answer at least once, the dead letter once).
-        if let r = address.command(.error(error), maxLen: config.replyMaxLen) { try Self.throwIfTransient([redis.send(r)]) }
+        if let r = address.command(.error(error), maxLen: config.replyMaxLen) { try Failure.throwIfTransient([redis.send(r)]) }
         try deadletter(entry, reason: reason, redis)
     }
 
@@ -331,16 +332,6 @@ final class Router: Sendable {
             send(.error(Self.requestIdReused(address.requestId)), address, &out)
         } else {
             send(outcome, address, &out)
-        }
-    }
-
-    /// Throws the first reply that failed for a passing reason (OOM, a lost connection: it may succeed when sent
-    /// again); a reply that can never be written (the replyTo key holds another type) is not retried.
-    static func throwIfTransient(_ replies: [RESPValue]) throws {
-        for reply in replies {
-            if case .error(let e) = reply, Failure.classify(RedisError(.server, e)) == .transient {
-                throw RedisError(.server, e)
-            }
         }
     }
 

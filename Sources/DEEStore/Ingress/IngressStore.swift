@@ -114,9 +114,14 @@ public struct IngressStore: Sendable {
         return (codes, Array(replies.dropFirst(calls.count)))
     }
 
-    public func ack(_ ids: [String], _ redis: RedisConnection) throws {
+    /// Acknowledges routed entries; with `forgettingAttempts` (entries routed on their own, whose attempts were
+    /// counted) their counts go in the same round trip.
+    public func ack(_ ids: [String], forgettingAttempts: Bool = false, _ redis: RedisConnection) throws {
         guard !ids.isEmpty else { return }
-        try redis.call(["XACK", keys.commands, group] + ids)
+        let forget: [[String]] = forgettingAttempts ? [["HDEL", keys.routerAttempts] + ids] : []
+        for reply in try redis.pipeline(forget + [["XACK", keys.commands, group] + ids]) {
+            if case .error(let e) = reply { throw RedisError(.server, e) }
+        }
     }
 
     /// Counts one more attempt at an entry routed on its own (kept in Redis, so restarts do not reset it) and
@@ -129,9 +134,6 @@ public struct IngressStore: Sendable {
     public func uncountAttempt(_ id: String, _ redis: RedisConnection) throws {
         try redis.call(["HINCRBY", keys.routerAttempts, id, "-1"])
     }
-
-    /// The command that forgets an entry's attempt count once it was routed.
-    public func forgetAttemptsCommand(_ ids: [String]) -> [String] { ["HDEL", keys.routerAttempts] + ids }
 
     /// Trims the ingress stream below the oldest entry still pending in the group (or, with none pending, below
     /// the last one delivered): never an entry a consumer may still need (SPEC 9). Returns the MINID used.
