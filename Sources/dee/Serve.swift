@@ -6,39 +6,6 @@ import Redis
 import ServiceLifecycle
 import UnixSignals
 
-@main
-struct Dee: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "dee",
-        abstract: "DEE, the deterministic execution engine: runs plans for contacts over Redis streams.",
-        subcommands: [Serve.self])
-}
-
-/// Options shared by every subcommand that talks to Redis.
-struct ConnectionOptions: ParsableArguments {
-    @Option(help: "redis://[user:password@]host:port[/db] (default: $REDIS_URL, else redis://127.0.0.1:6379).")
-    var redisURL: String?
-
-    @Option(help: "Key prefix of the deployment (no braces, no colons).")
-    var prefix = "dee"
-
-    func validate() throws {
-        guard !prefix.isEmpty, !prefix.contains(where: { "{}: \t\n".contains($0) }) else {
-            throw ValidationError("--prefix may not be empty or contain braces, colons or spaces")
-        }
-        _ = try redisConfiguration()
-    }
-
-    func redisConfiguration() throws -> RedisConfiguration {
-        let url = redisURL ?? ProcessInfo.processInfo.environment["REDIS_URL"] ?? "redis://127.0.0.1:6379"
-        do {
-            return try RedisConfiguration(url: url)
-        } catch {
-            throw ValidationError(error.description)
-        }
-    }
-}
-
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the engine in the foreground until SIGTERM or SIGINT.")
 
@@ -90,13 +57,13 @@ struct Serve: AsyncParsableCommand {
         for (name, value, range) in [
             ("--lease", lease, 0.2...3600.0), ("--claim-idle", claimIdle, 0.1...86400.0), ("--block", block, 0.01...60.0),
         ] {
-            guard let v = Self.seconds(value), range.contains(v) else {
+            guard let v = Durations.seconds(value), range.contains(v) else {
                 throw ValidationError("\(name) takes a duration like 10s or 500ms, from \(range.lowerBound)s to \(range.upperBound)s (got \(value))")
             }
         }
         guard (1...1000).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-1000") }
         // Leases are renewed between reads, and a read blocks up to --block: a shorter lease would expire while held.
-        if let l = Self.seconds(lease), let b = Self.seconds(block), l < 4 * b {
+        if let l = Durations.seconds(lease), let b = Durations.seconds(block), l < 4 * b {
             throw ValidationError("--lease (\(lease)) must be at least 4 times --block (\(block)), or leases expire while held")
         }
         let badProducers = AccessControl.invalidProducerNames(producerNames)
@@ -108,10 +75,10 @@ struct Serve: AsyncParsableCommand {
         guard (1...16384).contains(partitions) else { throw ValidationError("--partitions must be 1-16384") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
         guard streamMaxlen >= 1 else { throw ValidationError("--stream-maxlen must be at least 1") }
-        if let auditRetention, Self.seconds(auditRetention).map({ $0 >= 1 }) != true {
+        if let auditRetention, Durations.seconds(auditRetention).map({ $0 >= 1 }) != true {
             throw ValidationError("--audit-retention takes a duration like 30d, 12h or 3600s (got \(auditRetention))")
         }
-        if let tickEvery, Self.seconds(tickEvery) == nil {
+        if let tickEvery, Durations.seconds(tickEvery) == nil {
             throw ValidationError("--tick-every takes a duration like 60s, 500ms or 1m (got \(tickEvery))")
         }
     }
@@ -124,14 +91,14 @@ struct Serve: AsyncParsableCommand {
         var config = EngineConfiguration(consumer: consumer ?? "dee-\(host)")
         config.prefix = connection.prefix
         config.partitions = partitions
-        config.tickEverySeconds = tickEvery.flatMap(Self.seconds)
+        config.tickEverySeconds = tickEvery.flatMap(Durations.seconds)
         config.streamMaxLen = streamMaxlen
-        config.leaseMilliseconds = Self.milliseconds(lease)
-        config.claimIdleMilliseconds = Self.milliseconds(claimIdle)
-        config.blockMilliseconds = Self.milliseconds(block)
+        config.leaseMilliseconds = Durations.milliseconds(lease)
+        config.claimIdleMilliseconds = Durations.milliseconds(claimIdle)
+        config.blockMilliseconds = Durations.milliseconds(block)
         config.maxDeliveries = maxAttempts
         config.producers = producerNames
-        config.auditRetentionSeconds = auditRetention.flatMap(Self.seconds).map { Int($0) }
+        config.auditRetentionSeconds = auditRetention.flatMap(Durations.seconds).map { Int($0) }
         if let auditKeyFile {
             config.auditKey = Array(try Data(contentsOf: URL(fileURLWithPath: auditKeyFile)))
         }
@@ -143,15 +110,5 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(
                 services: [.init(service: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
-    }
-
-    static func milliseconds(_ text: String) -> Int { Int(((seconds(text) ?? 0) * 1000).rounded()) }
-
-    static func seconds(_ text: String) -> Double? {
-        let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let n = Double(text.dropLast(suffix.count)), n > 0 { return n * factor }
-        }
-        return nil
     }
 }
