@@ -54,7 +54,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // A client for producers written in Swift (and the tests): XADD a command, wait for its reply.
-        .target(name: "DEEClient", dependencies: ["Redis"], swiftSettings: swiftSettings),
+        .target(
+            name: "DEEClient",
+            dependencies: ["DEECore", "Redis", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "dee",
             dependencies: [
@@ -81,6 +85,15 @@ let package = Package(
         // The service's decisions (router, owner, poison, failure kinds) as plain state machines, without Redis.
         .testTarget(name: "DEEServiceTests", dependencies: ["DEEService", "DEEStore", "Redis"], swiftSettings: swiftSettings),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "DEETestSupport"], swiftSettings: swiftSettings),
+        // The async client against a real engine (in-process) and Redis: every example of the Runs API page.
+        .testTarget(
+            name: "DEEClientTests",
+            dependencies: [
+                "DEEClient", "DEECore", "DEEService", "Redis", "DEETestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "DEEIntegrationTests",
             dependencies: [
