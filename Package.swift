@@ -62,7 +62,7 @@ let package = Package(
         .executableTarget(
             name: "dee",
             dependencies: [
-                "DEEService", "DEEStore", "DEEClient", "Redis",
+                "DEEService", "DEEStore", "DEEClient", "DEECore", "Redis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
