@@ -94,6 +94,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The dee command driven as a user would (the built executable, a real Redis and engine), and its parsers.
+        .testTarget(
+            name: "DEECLITests",
+            dependencies: [
+                "dee", "DEECore", "DEETestSupport", "Redis",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "DEEIntegrationTests",
             dependencies: [
