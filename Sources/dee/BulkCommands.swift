@@ -84,9 +84,13 @@ extension BulkCommand {
         }
 
         func run() async throws {
-            let all = try loadContacts()
+            let all = try options.input { () throws(ValidationError) in try loadContacts() }
             var base = ["planId": plan]
-            if let variables { base["variables"] = try JSONArgument.object(variables, name: "--variables").canonical }
+            if let variables {
+                base["variables"] = try options.input { () throws(ValidationError) in
+                    try JSONArgument.object(variables, name: "--variables").canonical
+                }
+            }
             if let planVersion { base["planVersion"] = String(planVersion) }
             if let batchSize { base["batchSize"] = String(batchSize) }
             let (chunk, requestId, plan) = (chunk, requestId, plan)
@@ -179,7 +183,10 @@ extension BulkCommand {
                 }
                 let result = try await session.call(
                     "bulkCancel", ["filters": filterObject.canonical, "reason": reason])
-                options.emit(result) { r in "cancelled \(r["cancelled"].cell) runs\n" }
+                options.emit(result) { r in
+                    let n = r["cancelled"].int ?? 0
+                    return "cancelled \(n) run\(n == 1 ? "" : "s")\n"
+                }
             }
         }
     }

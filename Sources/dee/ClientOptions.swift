@@ -37,6 +37,16 @@ struct ClientOptions: ParsableArguments {
         }
     }
 
+    /// Input read in `run()` (stdin, which `validate()` cannot read twice): a failure is a usage error, reported
+    /// like the others (exit 2, JSON with `--json`).
+    func input<T>(_ body: () throws(ValidationError) -> T) throws -> T {
+        do {
+            return try body()
+        } catch {
+            throw CLIError.usage(error.message).report(json: json)
+        }
+    }
+
     /// The result as JSON with `--json`, else as `readable` makes it.
     func emit(_ result: JSONValue, _ readable: (JSONValue) -> String) {
         if json {

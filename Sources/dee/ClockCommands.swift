@@ -70,7 +70,11 @@ struct SignalCommand: AsyncParsableCommand {
         if let contact { fields["contactId"] = contact }
         if let runId { fields["runId"] = runId }
         if let plan { fields["planId"] = plan }
-        if let data { fields["data"] = try JSONArgument.object(data, name: "--data").canonical }
+        if let data {
+            fields["data"] = try options.input { () throws(ValidationError) in
+                try JSONArgument.object(data, name: "--data").canonical
+            }
+        }
         try await options.run { session throws(CLIError) in
             let result = try await session.call("signal", fields)
             options.emit(result) { r in

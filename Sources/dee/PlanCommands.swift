@@ -40,9 +40,9 @@ extension PlanCommand {
         }
 
         func run() async throws {
-            let plan = try plan()
+            let planJSON = try options.input { () throws(ValidationError) in try plan() }
             try await options.run { session throws(CLIError) in
-                let result = try await session.call("registerPlan", ["plan": plan.canonical])
+                let result = try await session.call("registerPlan", ["plan": planJSON.canonical])
                 options.emit(result) { r in
                     let created = r["created"].bool ?? false
                     var text = created

@@ -57,8 +57,15 @@ extension RunCommand {
         }
 
         func run() async throws {
-            var fields = ["planId": plan, "contact": try JSONArgument.object(contact, name: "--contact").canonical]
-            if let variables { fields["variables"] = try JSONArgument.object(variables, name: "--variables").canonical }
+            let contactJSON = try options.input { () throws(ValidationError) in
+                try JSONArgument.object(contact, name: "--contact")
+            }
+            var fields = ["planId": plan, "contact": contactJSON.canonical]
+            if let variables {
+                fields["variables"] = try options.input { () throws(ValidationError) in
+                    try JSONArgument.object(variables, name: "--variables").canonical
+                }
+            }
             if let planVersion { fields["planVersion"] = String(planVersion) }
             if let startTick { fields["startTick"] = String(startTick) }
             let requestId = requestId

@@ -141,6 +141,22 @@ import Darwin
         #expect(json.errorJSON?["error"] == "usage", "\(json)")
     }
 
+    @Test func plansAndContactsFromStdin() throws {
+        let d = try Deployment()
+        let plan = #"{"id":"short","name":"Short","steps":[{"id":"done","type":"end","outcome":"ok"}]}"#
+        let registered = try d.dee("plan", "register", "-", "--json", input: plan)
+        #expect(registered.status == 0, "\(registered)")
+        #expect(registered.json?["planId"] == "short")
+        let run = try d.dee("run", "execute", "--plan", "short", "--contact", "@-", "--json", input: #"{"id":"s1"}"#)
+        #expect(run.json?["contactId"] == "s1", "\(run)")
+        let bad = try d.dee("run", "execute", "--plan", "short", "--contact", "@-", "--json", input: "{oops")
+        #expect(bad.status == 2, "\(bad)")
+        #expect(bad.errorJSON?["error"] == "usage", "\(bad)")
+        let badFile = try d.dee("bulk", "execute", "--plan", "short", "--contacts", try d.file("bad.jsonl", "{\"id\":\"a\"}\n{oops\n"))
+        #expect(badFile.status == 2, "\(badFile)")
+        #expect(badFile.stderr.contains("line 2"), "\(badFile)")
+    }
+
     @Test func helpShowsAnExampleAndExitsZero() throws {
         for arguments in [["--help"], ["runs", "list", "--help"], ["bulk", "execute", "--help"], ["events", "tail", "--help"]] {
             let help = try CLI.run(arguments)
