@@ -103,6 +103,13 @@ public final class DEEEngine: Sendable {
         _ = try? await reader.withConnection { $0.close() }
     }
 
+    /// The Redis client ids of the writer and reader connections (connecting them), for tests that cut them.
+    func connectionIDs() async throws -> [Int] {
+        let w = try await writer.call(["CLIENT", "ID"]).int ?? -1
+        let r = try await reader.call(["CLIENT", "ID"]).int ?? -1
+        return [w, r]
+    }
+
     // MARK: - The exchange
 
     /// The result text of a successful reply, and the requestId used; throws the engine's error otherwise.
@@ -187,7 +194,8 @@ public final class DEEEngine: Sendable {
                 if Task.isCancelled { throw DEEClientError(.cancelled, "the call was cancelled", requestId: requestId) }
                 throw DEEClientError(.cancelled, "the client was closed", requestId: requestId)
             case .read(let after):
-                let block = min(readBlock, max(deadline - now, .milliseconds(1)))
+                // Back by this caller's next publish (or deadline); a sleeper's wake time waits at most one round.
+                let block = min(readBlock, max(min(deadline, nextPublish) - now, .milliseconds(1)))
                 var entries: [(id: String, fields: [String: String])] = []
                 do {
                     entries = try await readRound(after: after, block: block)
