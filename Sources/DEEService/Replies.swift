@@ -60,7 +60,10 @@ struct ReplyAddress: Sendable {
     let type: String
     var actor: String? = nil
 
-    /// The reply entry (SPEC 5), as an `XADD` command.
+    /// The reply entry (SPEC 5): an `XADD`, in a script that gives the stream a TTL (24 h) when this reply created
+    /// it. A client that deleted its reply stream on close, or let it expire, and whose command is answered late
+    /// would otherwise get a stream without TTL that nobody reads, for ever. `NX` keeps a TTL the reader set (the
+    /// Swift client refreshes its own on every read); a stream that already existed is left as it was.
     func command(_ outcome: Outcome, maxLen: Int) -> [String]? {
         guard let replyTo else { return nil }
         var fields = ["requestId", requestId, "commandId", commandId, "type", type]
@@ -71,6 +74,16 @@ struct ReplyAddress: Sendable {
             fields += ["ok", "false", "error", e.code.rawValue, "message", e.message]
             if let f = e.field { fields += ["field", f] }
         }
-        return ["XADD", replyTo, "MAXLEN", "~", String(maxLen), "*"] + fields
+        return ["EVAL", Self.replyScript, "1", replyTo, String(maxLen), Self.createdStreamTTLMilliseconds] + fields
     }
+
+    static let createdStreamTTLMilliseconds = String(24 * 3600 * 1000)
+
+    /// `XADD` with the fields in ARGV[3…]; its error (WRONGTYPE, OOM) is returned as the reply, as XADD's own.
+    static let replyScript = """
+        local id = redis.pcall('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 3))
+        if type(id) == 'table' and id.err then return id end
+        if redis.call('XLEN', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[2], 'NX') end
+        return id
+        """
 }
