@@ -101,6 +101,21 @@ import Testing
         }
     }
 
+    @Test func aLateReplyAfterCloseLeavesNoStreamWithoutTTL() async throws {
+        try await ClientHarness.with(engine: false) { _, env in
+            let client = try await env.client(timeout: .milliseconds(300), attempts: 1)
+            let stream = client.replyStream
+            _ = await #expect(throws: DEEClientError.self) { _ = try await client.stats() }
+            await client.close()
+            // The engine starts after the client has gone: its reply recreates the stream, with a TTL.
+            try await env.withEngine {
+                try await waitFor { try await env.raw.call(["EXISTS", stream]).int == 1 }
+            }
+            let ttl = try await env.raw.call(["PTTL", stream]).int ?? -2
+            #expect(ttl > 0)
+        }
+    }
+
     @Test func aCancelledCallThrowsCancelled() async throws {
         try await ClientHarness.with(engine: false, timeout: .seconds(60)) { engine, env in
             let task = Task { try await engine.command("stats", [:]) }
