@@ -125,7 +125,8 @@ public final class DEEEngine: Sendable {
             return (result, rid)
         }
         guard let code = reply["error"] else {
-            throw DEEClientError(.protocolError, "the reply to \(type) has neither ok true nor an error", requestId: rid)
+            throw DEEClientError(
+                .protocolError, "the reply to \(type) has neither ok true nor an error", requestId: rid)
         }
         throw DEEClientError(
             .command, reply["message"] ?? code, code: code, field: reply["field"], requestId: rid)
@@ -226,8 +227,8 @@ public final class DEEEngine: Sendable {
     private func readRound(after: String, block: Duration) async throws(RedisError) -> [(
         id: String, fields: [String: String]
     )] {
-        let milliseconds = max(1, Int(block.components.seconds * 1000 + block.components.attoseconds / 1_000_000_000_000_000))
-        let read = ["XREAD", "COUNT", "1000", "BLOCK", String(milliseconds), "STREAMS", replyStream, after]
+        let blockMilliseconds = String(max(1, Self.milliseconds(block)))
+        let read = ["XREAD", "COUNT", "1000", "BLOCK", blockMilliseconds, "STREAMS", replyStream, after]
         let replies: [RESPValue]
         do {
             replies = try await reader.pipeline([read, ["PEXPIRE", replyStream, ttlMilliseconds]])
@@ -247,13 +248,17 @@ public final class DEEEngine: Sendable {
         return args
     }
 
-    private var ttlMilliseconds: String {
-        let c = replyStreamTTL.components
-        return String(c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000)
+    private var ttlMilliseconds: String { String(Self.milliseconds(replyStreamTTL)) }
+
+    private static func milliseconds(_ duration: Duration) -> Int64 {
+        let c = duration.components
+        return c.seconds * 1000 + c.attoseconds / 1_000_000_000_000_000
     }
 
     private func metadata(_ type: String, _ requestId: String, _ more: Logger.Metadata = [:]) -> Logger.Metadata {
-        var m: Logger.Metadata = ["command.type": "\(type)", "request.id": "\(requestId)", "stream.key": "\(replyStream)"]
+        var m: Logger.Metadata = [
+            "command.type": "\(type)", "request.id": "\(requestId)", "stream.key": "\(replyStream)",
+        ]
         m.merge(more) { _, new in new }
         return m
     }

@@ -65,7 +65,9 @@ enum ClientHarness {
         let client = try await DEEEngine(redis: redis, prefix: prefix, timeout: timeout, attempts: attempts)
         do {
             if engine {
-                try await runEngine(prefix: prefix, redis: redis, partitions: partitions) { try await body(client, env) }
+                try await runEngine(prefix: prefix, redis: redis, partitions: partitions) {
+                    try await body(client, env)
+                }
             } else {
                 try await body(client, env)
             }
@@ -110,7 +112,9 @@ func freePort() throws -> Int {
     address.sin_addr = in_addr(s_addr: UInt32(0x7f00_0001).bigEndian)
     var length = socklen_t(MemoryLayout<sockaddr_in>.size)
     let bound = withUnsafeMutablePointer(to: &address) { pointer in
-        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0
+        }
     }
     guard bound else { throw PortError() }
     return Int(UInt16(bigEndian: address.sin_port))

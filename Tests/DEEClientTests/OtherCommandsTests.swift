@@ -58,7 +58,8 @@ import Testing
             try await engine.tick()
             let requests = try await env.raw.call(["XRANGE", env.key("{0}:actions"), "-", "+"]).streamEntries
             let key = try #require(requests.first?.fields["idempotencyKey"])
-            let resumed = try await engine.actionResult(runId: run.id, idempotencyKey: key, ok: true, data: ["crmId": 7])
+            let resumed = try await engine.actionResult(
+                runId: run.id, idempotencyKey: key, ok: true, data: ["crmId": 7])
             #expect(resumed.status == .active)
             #expect(resumed.variables["crmId"] == 7)
             try await engine.tick()

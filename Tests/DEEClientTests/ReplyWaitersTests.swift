@@ -19,7 +19,8 @@ import Testing
         let a = try add(&w, "a", now + .seconds(10))
         let b = try add(&w, "b", now + .seconds(10))
         _ = w.step(a)
-        _ = w.finishRead([("5-0", ["requestId": "b", "ok": "true"]), ("6-0", ["requestId": "x"])], lastId: "6-0", now: now)
+        let entries = [(id: "5-0", fields: ["requestId": "b", "ok": "true"]), (id: "6-0", fields: ["requestId": "x"])]
+        _ = w.finishRead(entries, lastId: "6-0", now: now)
         #expect(w.reply(a) == nil)
         #expect(w.reply(b)?["ok"] == "true")
         #expect(w.lastId == "6-0")

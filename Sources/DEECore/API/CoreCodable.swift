@@ -69,7 +69,8 @@ extension RunFilter: Codable {
         startedBefore: Date? = nil
     ) -> RunFilter {
         RunFilter(
-            statuses: status, planId: planId, contactId: contactId, startedAfter: startedAfter.map(WireDate.milliseconds),
+            statuses: status, planId: planId, contactId: contactId,
+            startedAfter: startedAfter.map(WireDate.milliseconds),
             startedBefore: startedBefore.map(WireDate.milliseconds))
     }
 
