@@ -75,11 +75,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // A client for producers written in Swift (and the tests): XADD a command, wait for its reply.
-        .target(name: "DEEClient", dependencies: ["Redis"], swiftSettings: swiftSettings),
+        .target(
+            name: "DEEClient",
+            dependencies: ["DEECore", "Redis", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "dee",
             dependencies: [
-                "DEEService", "DEEStore", "DEEClient", "DEEMetricsServer", "Redis",
+                "DEEService", "DEEStore", "DEEClient", "DEECore", "DEEMetricsServer", "Redis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
@@ -113,6 +117,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "DEETestSupport"], swiftSettings: swiftSettings),
+        // The async client against a real engine (in-process) and Redis: every example of the Runs API page.
+        .testTarget(
+            name: "DEEClientTests",
+            dependencies: [
+                "DEEClient", "DEECore", "DEEService", "Redis", "DEETestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "DEEIntegrationTests",
             dependencies: [
