@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
 
 /// One settings list for every target (as hummingbird does), so the whole package is held to the same rules.
@@ -20,6 +20,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        // Metrics: the API (swift-metrics), the Prometheus backend, and the HTTP server that exposes it. Hummingbird's
+        // default traits pull in swift-configuration, which nothing here uses.
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        // Already in the graph through hummingbird; named for the server's bound address (`--metrics-port 0`).
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
     ],
     targets: [
         // hiredis 0.14, Debian's libhiredis-dev.
@@ -49,6 +56,20 @@ let package = Package(
             dependencies: [
                 "DEECore", "DEEStore", "Redis",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The metrics and health endpoint of `dee serve` (`--metrics-port`): Prometheus text over Hummingbird.
+        .target(
+            name: "DEEMetricsServer",
+            dependencies: [
+                "DEEService", "DEECore", "Redis",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -62,9 +83,11 @@ let package = Package(
         .executableTarget(
             name: "dee",
             dependencies: [
-                "DEEService", "DEEStore", "DEEClient", "DEECore", "Redis",
+                "DEEService", "DEEStore", "DEEClient", "DEECore", "DEEMetricsServer", "Redis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
@@ -83,7 +106,16 @@ let package = Package(
         .target(name: "DEETestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "DEECoreTests", dependencies: ["DEECore"], swiftSettings: swiftSettings),
         // The service's decisions (router, owner, poison, failure kinds) as plain state machines, without Redis.
-        .testTarget(name: "DEEServiceTests", dependencies: ["DEEService", "DEEStore", "Redis"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "DEEServiceTests",
+            dependencies: [
+                "DEEService", "DEEStore", "DEECore", "Redis",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "DEETestSupport"], swiftSettings: swiftSettings),
         // The async client against a real engine (in-process) and Redis: every example of the Runs API page.
         .testTarget(

@@ -54,6 +54,10 @@ public struct EngineConfiguration: Sendable {
     /// Producers with a front door `<prefix>:commands:<name>` (docs/ACCESS.md): the router lease holder copies each
     /// door's entries into the ingress stream with `actor` set to the name. Names are ids (no colons or braces).
     public var producers: [String] = []
+    /// Where this process records its metrics and which leases it holds (`dee serve --metrics-port`); off by default.
+    public var metrics: EngineMetrics = .disabled
+    /// How often the metrics sampler reads the deployment-wide gauges (runs by status, ingress lag) from Redis.
+    public var metricsSampleEverySeconds: Double = 5
 
     public init(consumer: String) {
         self.consumer = consumer

@@ -1,7 +1,10 @@
 import ArgumentParser
+import DEEMetricsServer
 import DEEService
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import Redis
 import ServiceLifecycle
 import UnixSignals
@@ -17,8 +20,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Consumer name in the dee-engine group (default: dee-<hostname>, stable across restarts).")
     var consumer: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel = "info"
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default: $LOG_LEVEL, else info).")
+    var logLevel: String?
+
+    @Option(help: "Log format: text (for people) or json (one JSON object per line, for log shippers; default: $LOG_FORMAT, else text).")
+    var logFormat: String?
+
+    @Option(help: "Serve GET /metrics (Prometheus text format) and GET /healthz on this port (0: a free one; default: off).")
+    var metricsPort: Int?
+
+    @Option(help: "The address the metrics port binds.")
+    var metricsHost = "127.0.0.1"
 
     @Option(help: "Advance the clock one tick per interval of wall time, e.g. 60s, 500ms, 1m (default: only tick commands).")
     var tickEvery: String?
@@ -73,7 +85,13 @@ struct Serve: AsyncParsableCommand {
         }
         guard Set(producerNames).count == producerNames.count else { throw ValidationError("--producers names a producer twice") }
         guard (1...16384).contains(partitions) else { throw ValidationError("--partitions must be 1-16384") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown --log-level \(logLevel)") }
+        guard Logger.Level(rawValue: effectiveLogLevel) != nil else {
+            throw ValidationError("unknown log level \(effectiveLogLevel) (--log-level or LOG_LEVEL): trace, debug, info, notice, warning, error, critical")
+        }
+        guard ["text", "json"].contains(effectiveLogFormat) else {
+            throw ValidationError("unknown log format \(effectiveLogFormat) (--log-format or LOG_FORMAT): text or json")
+        }
+        if let metricsPort, !(0...65535).contains(metricsPort) { throw ValidationError("--metrics-port must be 0-65535") }
         guard streamMaxlen >= 1 else { throw ValidationError("--stream-maxlen must be at least 1") }
         if let auditRetention, Durations.seconds(auditRetention).map({ $0 >= 1 }) != true {
             throw ValidationError("--audit-retention takes a duration like 30d, 12h or 3600s (got \(auditRetention))")
@@ -83,10 +101,23 @@ struct Serve: AsyncParsableCommand {
         }
     }
 
+    var effectiveLogLevel: String {
+        logLevel ?? ProcessInfo.processInfo.environment["LOG_LEVEL"].flatMap { $0.isEmpty ? nil : $0.lowercased() } ?? "info"
+    }
+
+    var effectiveLogFormat: String {
+        logFormat ?? ProcessInfo.processInfo.environment["LOG_FORMAT"].flatMap { $0.isEmpty ? nil : $0.lowercased() } ?? "text"
+    }
+
     func run() async throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let json = effectiveLogFormat == "json"
+        if json {
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label) }
+        } else {
+            LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        }
         var logger = Logger(label: "dee")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger.logLevel = Logger.Level(rawValue: effectiveLogLevel) ?? .info
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "local"
         var config = EngineConfiguration(consumer: consumer ?? "dee-\(host)")
         config.prefix = connection.prefix
@@ -103,12 +134,33 @@ struct Serve: AsyncParsableCommand {
             config.auditKey = Array(try Data(contentsOf: URL(fileURLWithPath: auditKeyFile)))
         }
         let redis = try connection.redisConfiguration()
+        // Metrics (off without --metrics-port): the Prometheus registry behind /metrics, also swift-metrics' global
+        // factory, so any library in the process that records metrics shows there too.
+        var services: [any Service] = []
+        if let metricsPort {
+            let registry = PrometheusCollectorRegistry()
+            MetricsSystem.bootstrap(EngineMetrics.prometheusFactory(registry))
+            config.metrics = EngineMetrics.prometheus(registry)
+            services.append(
+                MetricsServer(
+                    host: metricsHost, port: metricsPort, registry: registry,
+                    health: HealthCheck(config: config, redis: redis), logger: logger))
+            services.append(MetricsSampler(config: config, redis: redis, logger: logger))
+        }
         let engine = Engine(config: config, redis: redis, logger: logger)
-        FileHandle.standardError.write(
-            Data("dee: serving \(redis.displayURL), commands on \(config.prefix):commands (Ctrl-C to stop)\n".utf8))
+        // One group: the metrics server first (so it is stopped last), then the engine's loops.
+        services += engine.services()
+        let banner = "serving \(redis.displayURL), commands on \(config.prefix):commands (Ctrl-C to stop)"
+        if json {
+            logger.info("\(banner)")
+        } else {
+            FileHandle.standardError.write(Data("dee: \(banner)\n".utf8))
+        }
         let group = ServiceGroup(
             configuration: .init(
-                services: [.init(service: engine)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+                services: services.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         try await group.run()
+        logger.info("engine stopped")
     }
 }

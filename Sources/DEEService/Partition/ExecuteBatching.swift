@@ -26,6 +26,7 @@ extension PartitionOwner {
     /// are computed in order (a contact enrolled earlier in the group counts as enrolled), and one pipeline
     /// writes them, each with its own apply script, in entry order. Same effects as one by one.
     func executeMany(_ group: [(EntryID, InboxEntry)], _ redis: RedisConnection) throws -> [[String]] {
+        let started = ContinuousClock.now
         struct Item {
             let id: EntryID
             let address: ReplyAddress
@@ -145,6 +146,7 @@ extension PartitionOwner {
             let outcome =
                 results[i] == .alreadyApplied
                 ? try storedResult(items[i].id, requestId: "", replayed: true, redis)?.outcome : items[i].outcome
+            if results[i] != .alreadyApplied, let outcome { config.metrics.command("execute", outcome, since: started) }
             if let outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
                 replies.append(r)
             }

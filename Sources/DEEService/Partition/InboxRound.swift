@@ -123,7 +123,8 @@ extension PartitionOwner {
                         inbox.uncountAttempt(entry.id, redis)
                     }
                     logger.warning(
-                        "an inbox entry failed", metadata: ["stream.entry_id": "\(entry.id)", "error": "\(error)"])
+                        "an inbox entry failed",
+                        metadata: ["stream.entry_id": "\(entry.id)", "command.type": "\(fields.type)", "error": "\(error)"])
                     throw error
                 }
             }
@@ -149,6 +150,7 @@ extension PartitionOwner {
     /// The dead letter of an inbox entry, with `fields` as they are to be re-driven.
     func poison(_ id: EntryID, _ fields: [(String, String)], reason: String) -> [[String]] {
         logger.error("giving up on an inbox entry", metadata: ["stream.entry_id": "\(id)", "reason": "\(reason)"])
+        config.metrics.deadLetter(.partition)
         return [Deadletters(keys: Keys(prefix: config.prefix), maxLen: config.rejectedMaxLen).add(
             commandId: id.description, source: "partition \(partition)", error: reason, fields: fields)]
     }

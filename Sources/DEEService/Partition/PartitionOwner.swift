@@ -58,6 +58,7 @@ final class PartitionOwner: Sendable {
 
     /// Applies one inbox entry (or replies again what was applied) and returns its reply command.
     func handle(_ id: EntryID, _ e: InboxEntry, _ redis: RedisConnection) throws -> [String]? {
+        let started = ContinuousClock.now
         let address = address(id, e)
         let rid = e.requestId ?? ""
         let fingerprint = e.fingerprint
@@ -115,7 +116,10 @@ final class PartitionOwner: Sendable {
             }
             if parts > 1 { changes.share = (PartitionKeys.shareSuffix(id.description), outcome.json.canonical, 3600) }
             try commit(changes, redis)
-            if parts > 1 { return try gather(id, parts: parts, targets: e.targets, address: address, redis) }
+        }
+        config.metrics.command(e.type, outcome, since: started)
+        if parts > 1, !request.isReadOnly {
+            return try gather(id, parts: parts, targets: e.targets, address: address, redis)
         }
         return address.command(outcome, maxLen: config.replyMaxLen)
     }

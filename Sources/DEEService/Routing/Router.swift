@@ -112,6 +112,7 @@ final class Router: Sendable {
     private func deadletter(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) throws {
         try redis.call(deadletters.add(
             commandId: entry.id, source: "ingress", error: reason, fields: entry.fields))
+        config.metrics.deadLetter(.ingress)
     }
 
     /// What a batch writes at its end, in one pipeline; and the latest plan versions it has looked up.
@@ -323,7 +324,10 @@ final class Router: Sendable {
         if let f = error.field { fields += ["field", f] }
         out.commands.append(["XADD", keys.rejected, "MAXLEN", "~", String(config.rejectedMaxLen), "*"] + fields)
         if let r = address.command(.error(error), maxLen: config.replyMaxLen) { out.commands.append(r) }
-        logger.debug("rejected a command", metadata: ["stream.entry_id": "\(id)", "error": "\(error)"])
+        config.metrics.command(header.type ?? "", .error(error))
+        logger.debug(
+            "rejected a command",
+            metadata: ["stream.entry_id": "\(id)", "command.type": "\(header.type ?? "")", "error": "\(error)"])
     }
 
     private func reply(repeatOf stored: String, fingerprint: String, address: ReplyAddress, _ out: inout Batch) {
@@ -341,6 +345,7 @@ final class Router: Sendable {
     }
 
     private func send(_ outcome: Outcome, _ address: ReplyAddress, _ out: inout Batch) {
+        config.metrics.command(address.type, outcome)
         if let c = address.command(outcome, maxLen: config.replyMaxLen) { out.commands.append(c) }
     }
 }

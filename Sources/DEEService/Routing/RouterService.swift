@@ -121,7 +121,9 @@ final class RouterService: Service, Sendable {
                 machine.failed(failure)
                 try? await Task.sleep(for: Backoff.delay(failures: failures))
             }
+            config.metrics.routerLease(held: machine.epoch != nil)
         }
+        config.metrics.routerLease(held: false)
         if machine.epoch != nil {
             _ = try? await client.withConnection { lease.release($0) }
             logger.info("released the router lease")

@@ -148,7 +148,8 @@ struct ChaosHarness {
         let logs = FileManager.default.temporaryDirectory.appendingPathComponent("dee-chaos-\(prefix)")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: logs) }
-        let extra = ["--partitions", String(partitions)]
+        // The metrics server and sampler run too (a free port each), so every fault meets the whole service group.
+        let extra = ["--partitions", String(partitions), "--metrics-port", "0"]
         let engines = try (0..<count).map {
             try EngineProcess(
                 executable: executable, url: url, prefix: prefix, consumer: "chaos-\($0)", extra: extra,
