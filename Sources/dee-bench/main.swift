@@ -21,6 +21,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Queries per listRuns shape.") var queries = 200
     @Option(help: "Write the table to this Markdown file too.") var output: String?
     @Option(help: "Partitions of the engine under test (scripts/bench starts it with the same).") var partitions = 1
+    @Option(help: "Workloads to run, comma-separated (execute,executeRid,raw,bulk,tick,list,memory); default all.")
+    var only: String?
 
     func run() throws {
         let config = try RedisConfiguration(url: redisURL, timeoutSeconds: 600)
@@ -35,38 +37,21 @@ struct Bench: ParsableCommand {
         _ = try client.call(["type", "registerPlan", "plan", plan])
         FileHandle.standardOutput.write(Data("| workload | figure |\n|---|---|\n".utf8))
 
-        // 1. execute through the stream, several producers.
-        let perProducer = executes / producers
-        let start = Date()
-        let latencies = Locked<[Double]>([])
-        DispatchQueue.concurrentPerform(iterations: producers) { p in
-            do {
-                let c = Client(
-                    redis: RedisConnection(configuration: config), prefix: prefix, stream: "\(prefix):replies:p\(p)")
-                var sent = 0
-                var mine: [Double] = []
-                while sent < perProducer {
-                    let n = min(window, perProducer - sent)
-                    let ids = try c.sendMany((0..<n).map { i in
-                        ["type", "execute", "planId", "bench", "contact", #"{"id":"e\#(p)-\#(sent + i)","email":"x@y.z"}"#]
-                    })
-                    mine += try c.awaitReplies(ids)
-                    sent += n
-                }
-                latencies.withLock { $0 += mine }
-            } catch {
-                print("producer \(p): \(error)")
-            }
-        }
-        let elapsed = Date().timeIntervalSince(start)
-        let done = latencies.withLock { $0 }
-        let executeRate = Double(done.count) / elapsed
+        // 1. execute through the stream, several producers: with a requestId on every command (what careful
+        // producers send, SPEC 5), then without, in the same run.
+        let withIds = try executeWorkload(config, requestIds: true, tag: "i")
         row(
-            "`execute` through the stream, \(producers) producers × \(window) in flight, \(done.count) commands",
-            "\(Int(executeRate)) commands/s; p50 \(ms(percentile(done, 0.5))), p99 \(ms(percentile(done, 0.99))) command-to-reply")
+            "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands",
+            "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
+        let noIds = try executeWorkload(config, requestIds: false, tag: "e")
+        row(
+            "`execute` without `requestId`, same shape",
+            "\(Int(noIds.rate)) commands/s; p50 \(ms(noIds.p50)), p99 \(ms(noIds.p99)); with/without = \(String(format: "%.2f", withIds.rate / noIds.rate))")
+        let executeRate = withIds.rate
+        let done = Array(repeating: 0.0, count: withIds.count + noIds.count)
 
         // 2. The same writes straight to Redis: the apply script, no engine.
-        let raw = try rawBaseline(config, count: done.count)
+        let raw = try rawBaseline(config, count: withIds.count)
         row(
             "the same state writes straight to Redis (the apply script, \(producers) connections, no engine)",
             "\(Int(raw)) writes/s; engine/raw = \(String(format: "%.2f", executeRate / raw))")
@@ -126,6 +111,41 @@ struct Bench: ParsableCommand {
             for (w, f) in rows { text += "| \(w) | \(f) |\n" }
             try text.write(toFile: output, atomically: true, encoding: .utf8)
         }
+    }
+
+    /// `executes` execute commands from `producers` pipelining producers, `window` in flight each.
+    func executeWorkload(_ config: RedisConfiguration, requestIds: Bool, tag: String) throws
+        -> (rate: Double, count: Int, p50: Double, p99: Double)
+    {
+        let perProducer = executes / producers
+        let start = Date()
+        let stamp = Int(start.timeIntervalSince1970 * 1000)
+        let latencies = Locked<[Double]>([])
+        DispatchQueue.concurrentPerform(iterations: producers) { p in
+            do {
+                let c = Client(
+                    redis: RedisConnection(configuration: config), prefix: prefix, stream: "\(prefix):replies:\(tag)\(p)")
+                var sent = 0
+                var mine: [Double] = []
+                while sent < perProducer {
+                    let n = min(window, perProducer - sent)
+                    let ids = try c.sendMany((0..<n).map { i in
+                        let contact = #"{"id":"\#(tag)\#(p)-\#(sent + i)","email":"x@y.z"}"#
+                        return requestIds
+                            ? ["type", "execute", "requestId", "\(tag)-\(stamp)-\(p)-\(sent + i)", "planId", "bench", "contact", contact]
+                            : ["type", "execute", "planId", "bench", "contact", contact]
+                    })
+                    mine += try c.awaitReplies(ids)
+                    sent += n
+                }
+                latencies.withLock { $0 += mine }
+            } catch {
+                print("producer \(p): \(error)")
+            }
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        let done = latencies.withLock { $0 }
+        return (Double(done.count) / elapsed, done.count, percentile(done, 0.5), percentile(done, 0.99))
     }
 
     /// Precomputes `count` execute-like change sets and writes them with the apply script from `producers`

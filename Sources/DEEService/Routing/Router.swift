@@ -152,16 +152,19 @@ final class Router: Sendable {
         let claiming = batch.compactMap { item in item.decoded.claim.map { (item.id, $0) } }
         guard !claiming.isEmpty else { return [:] }
         var commands: [[String]] = []
+        // SET … NX GET (Redis 7): one command claims the id and answers the claim that was there (nil: ours now).
         for (_, c) in claiming {
             let key = keys.requestClaim(c.requestId)
-            commands.append(["SET", key, c.fingerprint, "NX", "EX", String(config.dedupeWindowSeconds)])
-            commands.append(["GET", key])
+            commands.append(["SET", key, c.fingerprint, "NX", "GET", "EX", String(config.dedupeWindowSeconds)])
         }
         let replies = try redis.pipeline(commands)
         var out: [String: Bool] = [:]
         for (k, (id, c)) in claiming.enumerated() {
-            if case .error(let e) = replies[2 * k] { throw RedisError(.server, e) }
-            out[id] = replies[2 * k + 1].string == c.fingerprint
+            switch replies[k] {
+            case .error(let e): throw RedisError(.server, e)
+            case .null: out[id] = true
+            default: out[id] = replies[k].string == c.fingerprint
+            }
         }
         return out
     }
