@@ -64,13 +64,16 @@ extension PartitionOwner {
             }
             let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a }))
             do {
-                // Consecutive plain executes go through one check pipeline and one apply pipeline.
-                let group = executeGroup(entries, from: index)
+                // Consecutive commands on single runs go through one read pipeline and grouped scripts.
+                let group = commandGroup(entries, from: index)
                 if group.count > 1 {
-                    replies += try executeMany(group, redis)
-                    skipUntil = index + group.count - 1
-                    last = entries[skipUntil].id
-                    continue
+                    let (groupReplies, applied) = try applyGroup(group, redis)
+                    if applied > 0 {
+                        replies += groupReplies
+                        skipUntil = index + applied - 1
+                        last = entries[skipUntil].id
+                        continue
+                    }
                 }
                 guard let fields else { throw NotAnInboxEntry() }
                 if let r = try handle(id, fields, redis) { replies.append(r) }
