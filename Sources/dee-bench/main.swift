@@ -21,6 +21,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Queries per listRuns shape.") var queries = 200
     @Option(help: "Write the table to this Markdown file too.") var output: String?
     @Option(help: "Partitions of the engine under test (scripts/bench starts it with the same).") var partitions = 1
+    @Option(help: "Workloads to run, comma-separated (execute,executeRid,raw,bulk,tick,list,memory); default all.")
+    var only: String?
 
     func run() throws {
         let config = try RedisConfiguration(url: redisURL, timeoutSeconds: 600)
@@ -31,44 +33,38 @@ struct Bench: ParsableCommand {
             FileHandle.standardOutput.write(Data("| \(workload) | \(figure) |\n".utf8))
         }
         let client = Client(redis: redis, prefix: prefix, stream: "\(prefix):replies:bench")
-        let plan = #"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"done","type":"end"}]}"#
+        // The bench's run: a linear 4-step plan, a contact with id and email, no variables.
+        let plan = #"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#
         _ = try client.call(["type", "registerPlan", "plan", plan])
         FileHandle.standardOutput.write(Data("| workload | figure |\n|---|---|\n".utf8))
 
-        // 1. execute through the stream, several producers.
-        let perProducer = executes / producers
-        let start = Date()
-        let latencies = Locked<[Double]>([])
-        DispatchQueue.concurrentPerform(iterations: producers) { p in
-            do {
-                let c = Client(
-                    redis: RedisConnection(configuration: config), prefix: prefix, stream: "\(prefix):replies:p\(p)")
-                var sent = 0
-                var mine: [Double] = []
-                while sent < perProducer {
-                    let n = min(window, perProducer - sent)
-                    let ids = try c.sendMany((0..<n).map { i in
-                        ["type", "execute", "planId", "bench", "contact", #"{"id":"e\#(p)-\#(sent + i)","email":"x@y.z"}"#]
-                    })
-                    mine += try c.awaitReplies(ids)
-                    sent += n
-                }
-                latencies.withLock { $0 += mine }
-            } catch {
-                print("producer \(p): \(error)")
-            }
+        // 1. execute through the stream, several producers: with a requestId on every command (what careful
+        // producers send, SPEC 5), then without, in the same run.
+        let workloads = Set((only ?? "execute,mixed,raw,bulk,tick,list,memory").split(separator: ",").map(String.init))
+        if workloads == ["mixed"] {
+            let mixed = try mixedWorkload(config)
+            row("mixed", "\(Int(mixed.rate)) commands/s; p50 \(ms(mixed.p50)), p99 \(ms(mixed.p99))")
+            return
         }
-        let elapsed = Date().timeIntervalSince(start)
-        let done = latencies.withLock { $0 }
-        let executeRate = Double(done.count) / elapsed
+        let withIds = try executeWorkload(config, requestIds: true, tag: "i")
         row(
-            "`execute` through the stream, \(producers) producers × \(window) in flight, \(done.count) commands",
-            "\(Int(executeRate)) commands/s; p50 \(ms(percentile(done, 0.5))), p99 \(ms(percentile(done, 0.99))) command-to-reply")
+            "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands",
+            "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
+        let noIds = try executeWorkload(config, requestIds: false, tag: "e")
+        row(
+            "`execute` without `requestId`, same shape",
+            "\(Int(noIds.rate)) commands/s; p50 \(ms(noIds.p50)), p99 \(ms(noIds.p99)); with/without = \(String(format: "%.2f", withIds.rate / noIds.rate))")
+        let mixed = try mixedWorkload(config)
+        row(
+            "mixed: per 200 commands 100 `execute` with and 40 without `requestId`, 16 `signal`, 10 `actionResult`, 6 `pauseRun` + 6 `resumeRun`, 12 reads, 1 `tick`; every changing command but the 40 plain executes carries a `requestId`",
+            "\(Int(mixed.rate)) commands/s; p50 \(ms(mixed.p50)), p99 \(ms(mixed.p99)); mixed/execute with `requestId` = \(String(format: "%.2f", mixed.rate / withIds.rate))")
+        let executeRate = withIds.rate
+        let done = Array(repeating: 0.0, count: withIds.count + noIds.count + mixed.created)
 
         // 2. The same writes straight to Redis: the apply script, no engine.
-        let raw = try rawBaseline(config, count: done.count)
+        let raw = try rawBaseline(config, count: withIds.count)
         row(
-            "the same state writes straight to Redis (the apply script, \(producers) connections, no engine)",
+            "raw baseline: the engine's grouped apply scripts for the same executes with `requestId` (run, indexes, enrollment, audit, events, actions, stored result), \(producers) connections, no engine",
             "\(Int(raw)) writes/s; engine/raw = \(String(format: "%.2f", executeRate / raw))")
 
         // 3. bulkExecute.
@@ -128,6 +124,117 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// `executes` execute commands from `producers` pipelining producers, `window` in flight each.
+    func executeWorkload(_ config: RedisConfiguration, requestIds: Bool, tag: String) throws
+        -> (rate: Double, count: Int, p50: Double, p99: Double)
+    {
+        let perProducer = executes / producers
+        let start = Date()
+        let stamp = Int(start.timeIntervalSince1970 * 1000)
+        let latencies = Locked<[Double]>([])
+        DispatchQueue.concurrentPerform(iterations: producers) { p in
+            do {
+                let c = Client(
+                    redis: RedisConnection(configuration: config), prefix: prefix, stream: "\(prefix):replies:\(tag)\(p)")
+                var sent = 0
+                var mine: [Double] = []
+                while sent < perProducer {
+                    let n = min(window, perProducer - sent)
+                    let ids = try c.sendMany((0..<n).map { i in
+                        let contact = #"{"id":"\#(tag)\#(p)-\#(sent + i)","email":"x@y.z"}"#
+                        return requestIds
+                            ? ["type", "execute", "requestId", "\(tag)-\(stamp)-\(p)-\(sent + i)", "planId", "bench", "contact", contact]
+                            : ["type", "execute", "planId", "bench", "contact", contact]
+                    })
+                    mine += try c.awaitReplies(ids)
+                    sent += n
+                }
+                latencies.withLock { $0 += mine }
+            } catch {
+                print("producer \(p): \(error)")
+            }
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        let done = latencies.withLock { $0 }
+        return (Double(done.count) / elapsed, done.count, percentile(done, 0.5), percentile(done, 0.99))
+    }
+
+    /// What a deployment's stream looks like: executes with and without requestId, signals by contact, action
+    /// results, pauses and resumes of runs this producer started, reads, and a tick now and then.
+    func mixedWorkload(_ config: RedisConfiguration) throws -> (rate: Double, count: Int, created: Int, p50: Double, p99: Double) {
+        let perProducer = executes / producers
+        let start = Date()
+        let stamp = Int(start.timeIntervalSince1970 * 1000)
+        let latencies = Locked<[Double]>([])
+        let created = Locked(0)
+        DispatchQueue.concurrentPerform(iterations: producers) { p in
+            do {
+                let c = Client(
+                    redis: RedisConnection(configuration: config), prefix: prefix, stream: "\(prefix):replies:m\(p)")
+                var sent = 0
+                var mine: [Double] = []
+                // Runs this producer started in earlier windows, with their contacts.
+                var runs: [(id: String, contact: String)] = []
+                var made = 0
+                while sent < perProducer {
+                    let n = min(window, perProducer - sent)
+                    var commands: [[String]] = []
+                    var contactOf: [Int: String] = [:]
+                    for i in 0..<n {
+                        let k = sent + i
+                        let rid = "m-\(stamp)-\(p)-\(k)"
+                        let slot = k % 200
+                        let target = runs.isEmpty ? nil : runs[(k * 7919) % runs.count]
+                        if slot < 140 || target == nil {
+                            let contact = "m\(p)-\(k)"
+                            contactOf[i] = contact
+                            let body = #"{"id":"\#(contact)","email":"x@y.z"}"#
+                            commands.append(
+                                slot < 100 || slot >= 140
+                                    ? ["type", "execute", "requestId", rid, "planId", "bench", "contact", body]
+                                    : ["type", "execute", "planId", "bench", "contact", body])
+                        } else if let t = target {
+                            switch slot {
+                            case 140..<156:
+                                commands.append(["type", "signal", "requestId", rid, "contactId", t.contact, "name", "ping"])
+                            case 156..<166:
+                                let key = ActionRequest.key(runId: t.id, step: "hello", tick: 1, attempt: 1)
+                                commands.append([
+                                    "type", "actionResult", "requestId", rid, "runId", t.id, "idempotencyKey", key, "ok", "true",
+                                ])
+                            case 166..<172: commands.append(["type", "pauseRun", "requestId", rid, "runId", t.id])
+                            case 172..<178: commands.append(["type", "resumeRun", "requestId", rid, "runId", t.id])
+                            case 178..<184: commands.append(["type", "getRun", "runId", t.id])
+                            case 184..<190: commands.append(["type", "listRuns", "contactId", t.contact])
+                            case 190 where p == 0: commands.append(["type", "tick", "requestId", rid])
+                            default: commands.append(["type", "getRun", "runId", t.id])
+                            }
+                        }
+                    }
+                    let ids = try c.sendMany(commands)
+                    let order = try c.redisOrder(ids)
+                    let replies = try c.awaitReplies(ids, keepResults: true)
+                    mine += replies.latencies
+                    for (i, id) in order.enumerated() {
+                        guard let contact = contactOf[i], let result = replies.results[id],
+                            let runId = JSONValue.parse(result)?.object?["id"]?.string
+                        else { continue }
+                        runs.append((runId, contact))
+                        made += 1
+                    }
+                    sent += n
+                }
+                latencies.withLock { $0 += mine }
+                created.withLock { $0 += made }
+            } catch {
+                print("producer \(p): \(error)")
+            }
+        }
+        let elapsed = Date().timeIntervalSince(start)
+        let done = latencies.withLock { $0 }
+        return (Double(done.count) / elapsed, done.count, created.withLock { $0 }, percentile(done, 0.5), percentile(done, 0.99))
+    }
+
     /// Precomputes `count` execute-like change sets and writes them with the apply script from `producers`
     /// connections, pipelined like the engine's producers: the ceiling the engine's writes can reach.
     func rawBaseline(_ config: RedisConfiguration, count: Int) throws -> Double {
@@ -135,7 +242,7 @@ struct Bench: ParsableCommand {
         let setup = RedisConnection(configuration: config)
         // One partition per connection, as the engine's owners write: each keeps its entries in order.
         for p in 0..<producers { try setup.call(["SET", Keys(prefix: rawPrefix).partition(p).epoch, "1"]) }
-        let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{}},{"id":"done","type":"end"}]}"#)!)
+        let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#)!)
         let perConn = count / producers
         // The engine writes consecutive executes of a partition 64 to a script (ChangeSet(group:)); so does this.
         let group = 64
@@ -146,11 +253,14 @@ struct Bench: ParsableCommand {
                 let context = ChangeContext(commandId: entry, requestId: entry.description, actor: nil, clock: 0)
                 let change = Transitions.start(
                     runId: RunID.make(entry: entry, index: 0, partition: p), plan: plan, version: 1,
-                    contact: ["id": .string("r\(p)-\(i)")], contactId: "r\(p)-\(i)", variables: [:], startTick: nil,
+                    contact: ["id": .string("r\(p)-\(i)"), "email": "x@y.z"], contactId: "r\(p)-\(i)", variables: [:], startTick: nil,
                     context: context, signer: AuditSigner())
                 var set = ChangeSet(entry: entry)
                 set.changes = [change]
-                set.results = [(entry, "x\n{}")]
+                // The stored result of a command with a requestId, as the owner writes it: fingerprint, then the
+                // reply's outcome with the run.
+                let record = String(repeating: "f", count: 64) + "\n{\"ok\":true,\"result\":" + change.run.wire.canonical + "}"
+                set.dedupe = (PartitionKeys.requestSuffix("raw-\(p)-\(i)"), record, 86_400)
                 return set
             }
             return stride(from: 0, to: sets.count, by: group).map { g in
@@ -253,18 +363,32 @@ final class Client {
         self.stream = stream
     }
 
+    private var lastSent: [String] = []
+
     func sendMany(_ commands: [[String]]) throws -> [String: Date] {
         let now = Date()
         let replies = try redis.pipeline(commands.map { ["XADD", "\(prefix):commands", "*", "replyTo", stream] + $0 })
         var ids: [String: Date] = [:]
+        lastSent = replies.map { $0.string ?? "" }
         for r in replies { if let id = r.string { ids[id] = now } }
         return ids
     }
 
+    /// The entry ids of the last `sendMany`, in the order its commands were given.
+    func redisOrder(_ ids: [String: Date]) throws -> [String] { lastSent }
+
     /// Waits for replies to every id; returns their latencies.
     func awaitReplies(_ ids: [String: Date], timeout: Double = 120) throws -> [Double] {
+        try awaitReplies(ids, timeout: timeout, keepResults: false).latencies
+    }
+
+    /// Waits for replies to every id; returns their latencies and, if asked, each reply's result by command id.
+    func awaitReplies(_ ids: [String: Date], timeout: Double = 120, keepResults: Bool) throws
+        -> (latencies: [Double], results: [String: String])
+    {
         var waiting = ids
         var out: [Double] = []
+        var results: [String: String] = [:]
         let deadline = Date().addingTimeInterval(timeout)
         while !waiting.isEmpty, Date() < deadline {
             let reply = try redis.call(["XREAD", "COUNT", "1000", "BLOCK", "1000", "STREAMS", stream, last])
@@ -275,16 +399,21 @@ final class Client {
                 last = id
                 let flat = pair[1].array ?? []
                 var i = 0
+                var command: String?
+                var result: String?
                 while i + 1 < flat.count {
                     if flat[i].string == "commandId", let c = flat[i + 1].string, let sent = waiting.removeValue(forKey: c) {
                         out.append(now.timeIntervalSince(sent))
+                        command = c
                     }
+                    if keepResults, flat[i].string == "result" { result = flat[i + 1].string }
                     i += 2
                 }
+                if let command, let result { results[command] = result }
             }
         }
         if !waiting.isEmpty { throw RedisError(.connection, "\(waiting.count) replies missing") }
-        return out
+        return (out, results)
     }
 
     func call(_ fields: [String], timeout: Double = 60) throws -> [String: String] {

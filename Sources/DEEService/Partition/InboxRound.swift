@@ -64,20 +64,23 @@ extension PartitionOwner {
             }
             let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a }))
             do {
-                // Consecutive plain executes go through one check pipeline and one apply pipeline.
-                let group = executeGroup(entries, from: index)
+                // Consecutive commands on single runs go through one read pipeline and grouped scripts.
+                let group = commandGroup(entries, from: index)
                 if group.count > 1 {
-                    replies += try executeMany(group, redis)
-                    skipUntil = index + group.count - 1
-                    last = entries[skipUntil].id
-                    continue
+                    let (groupReplies, applied) = try applyGroup(group, redis)
+                    if applied > 0 {
+                        replies += groupReplies
+                        skipUntil = index + applied - 1
+                        last = entries[skipUntil].id
+                        continue
+                    }
                 }
                 guard let fields else { throw NotAnInboxEntry() }
                 if let r = try handle(id, fields, redis) { replies.append(r) }
             } catch {
                 // What was applied before the failure is replied and the watermark moved past it; the rest of the
                 // batch is read again and applied one by one, so the entry at fault is found and only it counted.
-                if let last, (try? Failure.throwIfTransient(redis.pipeline(replies + inbox.advanceCommands(to: last)))) != nil {
+                if let last, (try? Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(replies) + inbox.advanceCommands(to: last)))) != nil {
                     state.withLock { $0.machine.replied(through: last) }
                 }
                 throw error
@@ -87,7 +90,7 @@ extension PartitionOwner {
         // Replies, then the replied watermark, in one round trip.
         let commands = replies + (last.map(inbox.advanceCommands) ?? [])
         if !commands.isEmpty {
-            let results = try redis.pipeline(commands)
+            let results = try redis.pipeline(ReplyAddress.expiring(commands))
             // A reply (or the watermark) refused for a passing reason (OOM) is sent again: the watermark stays, so
             // the next round reads these entries again and replies their stored results.
             try Failure.throwIfTransient(results)
@@ -109,7 +112,7 @@ extension PartitionOwner {
             guard let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })) else {
                 // Not written by a router (an operator's XADD): nothing to apply, ever.
                 commands += poison(id, entry.fields, reason: "not an inbox entry (no type)")
-                try Failure.throwIfTransient(redis.pipeline(commands + inbox.doneCommands(entry.id)))
+                try Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(commands) + inbox.doneCommands(entry.id)))
                 state.withLock { $0.machine.replied(through: entry.id) }
                 continue
             }
@@ -128,7 +131,7 @@ extension PartitionOwner {
                     throw error
                 }
             }
-            try Failure.throwIfTransient(redis.pipeline(commands + inbox.doneCommands(entry.id)))
+            try Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(commands) + inbox.doneCommands(entry.id)))
             state.withLock { $0.machine.replied(through: entry.id) }
         }
         state.withLock { $0.machine.singlyDone() }

@@ -8,12 +8,20 @@ import Synchronization
 extension PartitionOwner {
     // MARK: - Commands
 
+    /// Computes one command. `batch` holds the runs a group of commands prefetched (``applyGroup(_:_:)``); without
+    /// it, runs are read from Redis.
     func execute(
         _ request: Request, entry e: InboxEntry, context: ChangeContext, changes: inout ChangeSet,
-        _ redis: RedisConnection
+        batch: BatchRuns? = nil, _ redis: RedisConnection
     ) throws -> Outcome {
+        func loadRun(_ runId: String) throws -> Run {
+            guard let batch else { return try self.load(runId, redis) }
+            guard let run = batch.run(runId) else { throw reads.notFound(runId) }
+            return run
+        }
         switch request {
         case .getRun(let runId):
+            if let batch { return batch.run(runId).map { .ok($0.wire) } ?? .error(reads.notFound(runId)) }
             return try reads.getRun(runId, redis)
         case .listRuns(let filter, let limit, let offset):
             return try reads.listRuns(filter, limit: limit, offset: offset, partitions: [partition], redis)
@@ -41,12 +49,12 @@ extension PartitionOwner {
                 plan: plan, contacts: contacts, indexes: indexes, variables: variables, batchSize: batchSize, context: context,
                 changes: &changes, redis)
         case .pauseRun(let runId, let reason):
-            let run = try load(runId, redis)
+            let run = try loadRun(runId)
             let change = try Transitions.pause(run: run, reason: reason, context: context, signer: signer)
             changes.changes = [change]
             return .ok(change.run.wire)
         case .resumeRun(let runId):
-            let run = try load(runId, redis)
+            let run = try loadRun(runId)
             var change = try Transitions.resume(run: run, context: context, signer: signer)
             if !run.deferred.isEmpty, let plan = try? planVersion(run.planId, run.planVersion, redis) {
                 Stepper.applyDeferred(&change, plan: plan, context: context, signer: signer)
@@ -54,7 +62,7 @@ extension PartitionOwner {
             changes.changes = [change]
             return .ok(change.run.wire)
         case .cancelRun(let runId, let reason):
-            let run = try load(runId, redis)
+            let run = try loadRun(runId)
             let change = try Transitions.cancel(run: run, reason: reason, action: "cancel", context: context, signer: signer)
             changes.changes = [change]
             return .ok(change.run.wire)
@@ -79,9 +87,10 @@ extension PartitionOwner {
         case .tick(let count):
             return try tick(count: count, context: context, changes: &changes, redis)
         case .signal(let target, let name, let data, let planId):
-            return try signal(target, name: name, data: data, planId: planId, context: context, changes: &changes, redis)
+            return try signal(
+                target, name: name, data: data, planId: planId, context: context, changes: &changes, batch: batch, redis)
         case .actionResult(let runId, let key, let ok, let error, let data):
-            let run = try load(runId, redis)
+            let run = try loadRun(runId)
             guard let plan = try? planVersion(run.planId, run.planVersion, redis) else {
                 throw DEEError(.internal, "plan \(run.planId) version \(run.planVersion) cannot be read")
             }
@@ -169,10 +178,15 @@ extension PartitionOwner {
     /// Delivers a signal to one run, or to every open run of a contact (optionally of one plan).
     func signal(
         _ target: SignalTarget, name: String, data: [String: JSONValue]?, planId: String?, context: ChangeContext,
-        changes: inout ChangeSet, _ redis: RedisConnection
+        changes: inout ChangeSet, batch: BatchRuns? = nil, _ redis: RedisConnection
     ) throws -> Outcome {
         var runs: [Run] = []
         switch target {
+        case .run(let runId) where batch != nil:
+            guard let run = batch?.run(runId) else { throw reads.notFound(runId) }
+            runs = [run]
+        case .contact(let contactId) where batch != nil:
+            runs = batch?.openRuns(ofContact: contactId) ?? []
         case .run(let runId):
             runs = [try load(runId, redis)]
         case .contact(let contactId):

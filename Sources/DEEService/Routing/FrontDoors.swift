@@ -144,7 +144,7 @@ final class FrontDoors: Sendable {
         }
         guard !calls.isEmpty else { return 0 }
         // Refusals first: answered at least once; the copy script then moves the watermark past them.
-        if !refusals.isEmpty { _ = try redis.pipeline(refusals) }
+        if !refusals.isEmpty { _ = try redis.pipeline(ReplyAddress.expiring(refusals)) }
         var copied = 0
         var watermarks: [(name: String, watermark: String)] = []
         for (name, outcome) in zip(callDoor, try store.copy(calls, redis)) {

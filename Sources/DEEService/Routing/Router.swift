@@ -51,7 +51,7 @@ final class Router: Sendable {
         let routed = batch.map(\.id)
         let parts = out.inbox.keys.sorted()
         let calls = parts.map { ingress.appendCall(partition: $0, epoch: epoch, entries: out.inbox[$0] ?? []) }
-        let (codes, replies) = try ingress.append(calls, then: out.commands, redis)
+        let (codes, replies) = try ingress.append(calls, then: ReplyAddress.expiring(out.commands), redis)
         if codes.contains(where: { $0 == nil }) { return .fenced }
         // A reply or rejection Redis refused for a passing reason (OOM) is sent again: nothing is acknowledged.
         try Failure.throwIfTransient(replies)
@@ -102,7 +102,9 @@ final class Router: Sendable {
         let error = DEEError(.internal, "the engine could not route this command (\(reason)); see \(keys.deadletter)")
         // The answer first, then the dead letter: if either is refused, nothing is acknowledged and both are sent
         // again (the answer at least once, the dead letter once).
-        if let r = address.command(.error(error), maxLen: config.replyMaxLen) { try Failure.throwIfTransient([redis.send(r)]) }
+        if let r = address.command(.error(error), maxLen: config.replyMaxLen) {
+            try Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring([r])))
+        }
         try deadletter(entry, reason: reason, redis)
     }
 
@@ -153,16 +155,19 @@ final class Router: Sendable {
         let claiming = batch.compactMap { item in item.decoded.claim.map { (item.id, $0) } }
         guard !claiming.isEmpty else { return [:] }
         var commands: [[String]] = []
+        // SET … NX GET (Redis 7): one command claims the id and answers the claim that was there (nil: ours now).
         for (_, c) in claiming {
             let key = keys.requestClaim(c.requestId)
-            commands.append(["SET", key, c.fingerprint, "NX", "EX", String(config.dedupeWindowSeconds)])
-            commands.append(["GET", key])
+            commands.append(["SET", key, c.fingerprint, "NX", "GET", "EX", String(config.dedupeWindowSeconds)])
         }
         let replies = try redis.pipeline(commands)
         var out: [String: Bool] = [:]
         for (k, (id, c)) in claiming.enumerated() {
-            if case .error(let e) = replies[2 * k] { throw RedisError(.server, e) }
-            out[id] = replies[2 * k + 1].string == c.fingerprint
+            switch replies[k] {
+            case .error(let e): throw RedisError(.server, e)
+            case .null: out[id] = true
+            default: out[id] = replies[k].string == c.fingerprint
+            }
         }
         return out
     }

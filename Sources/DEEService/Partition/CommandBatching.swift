@@ -1,0 +1,270 @@
+import DEECore
+import DEEStore
+import Logging
+import Redis
+import Synchronization
+
+/// Consecutive commands on single runs applied together: one read pipeline (two when a signal names a contact),
+/// the changes computed in entry order against what was read, and scripts of 64 commands each.
+///
+/// The stream a deployment sees mixes executes with and without requestId, signals, action results, pauses and
+/// reads. Applied one at a time, each costs two or three round trips (its stored result, its run, its script);
+/// grouped, the group costs two or three in all, so the idempotent path costs what the plain one does (SPEC 5) and
+/// a signal between two executes does not split their batch.
+extension PartitionOwner {
+    /// Commands that read and change only runs named in the command (or the contact's open runs) and enrollment.
+    static let groupable: Set<String> = [
+        "execute", "pauseRun", "resumeRun", "cancelRun", "actionResult", "signal", "getRun",
+    ]
+
+    /// The run of entries from `start` that can take the grouped path: groupable, on one partition, not yet
+    /// applied; at most 256.
+    func commandGroup(_ entries: [StreamEntry], from start: Int) -> [(EntryID, InboxEntry)] {
+        let applied = state.withLock { $0.applied }
+        var group: [(EntryID, InboxEntry)] = []
+        for entry in entries[start...] {
+            guard let e = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })),
+                Self.groupable.contains(e.type), e.parts == 1,
+                let id = EntryID(entry.id), applied.map({ id > $0 }) ?? true
+            else { break }
+            group.append((id, e))
+            if group.count == 256 { break }
+        }
+        return group
+    }
+
+    /// A contact named by a signal with more runs than this is read by the single path, which pages its index.
+    static let groupedContactRuns = 1000
+
+    /// Applies a group: reads every stored result (requestId), run, suppression and enrollment it needs in one
+    /// pipeline, computes each command in order (each sees the runs, enrollments and requestIds of the ones before
+    /// it), and writes them in scripts of 64 (``ChangeSet/init(group:)``), in entry order. Same effects and
+    /// replies as ``handle(_:_:_:)`` one by one. Returns the replies and how many entries of the group it applied
+    /// (fewer when a signal names a contact with too many runs; the round applies that one alone).
+    func applyGroup(_ group: [(EntryID, InboxEntry)], _ redis: RedisConnection) throws -> (replies: [[String]], count: Int) {
+        let started = ContinuousClock.now
+        struct Item {
+            let id: EntryID
+            let entry: InboxEntry
+            let address: ReplyAddress
+            var request: Request?
+            var plan: (Plan, Int)?
+            var outcome: Outcome?
+            /// Index of the stored-result read (requestId of a changing command).
+            var storedAt: Int?
+            /// Index of the suppression read of an execute; the enrollment read follows it.
+            var checkAt: Int?
+            var readOnly: Bool { request?.isReadOnly ?? true }
+        }
+        var items: [Item] = []
+        var checks: [[String]] = []
+        var runIds: [String] = []
+        var contacts: [String] = []
+        for (id, e) in group {
+            var item = Item(id: id, entry: e, address: address(id, e))
+            do {
+                let request = try decoder.decode([("type", e.type), ("args", e.args)]).request
+                item.request = request
+                if let rid = e.requestId, !request.isReadOnly {
+                    item.storedAt = checks.count
+                    checks.append(["GET", keys.request(rid)])
+                }
+                switch request {
+                case .execute(_, _, let contactId, _, _):
+                    let plan = try self.plan(e, request, redis)
+                    item.plan = plan
+                    item.checkAt = checks.count
+                    checks.append(["HEXISTS", keys.suppressed, contactId])
+                    checks.append(["HGET", keys.enroll, "\(plan.0.id):\(contactId)"])
+                case .pauseRun(let runId, _), .resumeRun(let runId), .cancelRun(let runId, _), .getRun(let runId),
+                    .actionResult(let runId, _, _, _, _), .signal(.run(let runId), _, _, _):
+                    runIds.append(runId)
+                case .signal(.contact(let contactId), _, _, _):
+                    contacts.append(contactId)
+                default:
+                    break
+                }
+            } catch let error as DEEError {
+                item.outcome = .error(error)
+            }
+            items.append(item)
+        }
+        // Reads: checks, runs, contacts' run ids; then the runs of those contacts not read yet.
+        runIds = Array(Set(runIds))
+        contacts = Array(Set(contacts))
+        let reads = checks + store.loadCommands(runIds)
+            + contacts.map { ["ZRANGE", "\(keys.base):\(PartitionKeys.contactSuffix($0))", "0", String(Self.groupedContactRuns)] }
+        let found = try redis.pipeline(reads)
+        try Failure.throwIfTransient(found)
+        var batch = BatchRuns()
+        for (id, run) in zip(runIds, try PartitionStore.runs(Array(found[checks.count..<(checks.count + runIds.count)]))) {
+            batch.fetched(id, run)
+        }
+        var crowded = Set<String>()
+        var more: [String] = []
+        for (k, contact) in contacts.enumerated() {
+            let ids = (found[checks.count + runIds.count + k].array ?? []).compactMap(\.string)
+            if ids.count > Self.groupedContactRuns { crowded.insert(contact) }
+            batch.fetched(contact: contact, ids: ids)
+            more += ids.filter { !batch.has($0) }
+        }
+        more = Array(Set(more))
+        if !more.isEmpty {
+            let replies = try redis.pipeline(store.loadCommands(more))
+            try Failure.throwIfTransient(replies)
+            for (id, run) in zip(more, try PartitionStore.runs(replies)) { batch.fetched(id, run) }
+        }
+        // A signal to a contact with more runs than were read goes alone, and the group stops before it.
+        if let cut = items.firstIndex(where: {
+            if case .signal(.contact(let c), _, _, _) = $0.request { return crowded.contains(c) }
+            return false
+        }) {
+            items.removeSubrange(cut...)
+            if items.isEmpty { return ([], 0) }
+        }
+
+        var answeredNow: [String: (fingerprint: String, outcome: Outcome)] = [:]
+        // Enrollment as the group leaves it: "" when the group closed the contact's open run.
+        var enrolledNow: [String: String] = [:]
+        var copying = Set<String>()
+        var sets: [ChangeSet] = []
+        let clock = state.withLock { $0.clock }
+        try renewDuringLongCommands(redis)
+        guard let epoch = state.withLock({ $0.machine.epoch }) else { throw Fenced() }
+        // A chunk of consecutive commands is one script (ChangeSet(group:)): Redis pays the script's fixed cost
+        // once per chunk, and index writes are grouped across it. Overlap: while Redis runs one chunk's script,
+        // the next chunk is computed. At most one chunk is in flight, so entries are applied in order and
+        // nothing is sent after a refusal.
+        var results: [ApplyResult] = []
+        var inflight: Range<Int>?
+        func collect(_ range: Range<Int>) throws {
+            if try receiveApplyResult(redis) == .ok {
+                results += Array(repeating: .ok, count: range.count)
+                return
+            }
+            // The group's first entry was applied already (a watermark this process did not know): nothing of the
+            // group was written; write its entries one by one. One refused as applied replies its stored result
+            // (below).
+            let singles = try store.applyMany(Array(sets[range]), epoch: epoch, redis)
+            results += singles
+            if singles.contains(.fenced) { throw Fenced() }
+        }
+        func flush(upTo end: Int) throws {
+            let start = (inflight?.upperBound) ?? 0
+            if let f = inflight { try collect(f) }
+            inflight = nil
+            guard start < end else { return }
+            try redis.sendOnly(store.applyCommands([ChangeSet(group: Array(sets[start..<end]))], epoch: epoch))
+            inflight = start..<end
+        }
+        let chunk = 64
+        do {
+            for i in items.indices {
+                var set = ChangeSet(entry: items[i].id)
+                set.auditRetention = config.auditRetentionSeconds
+                let rid = items[i].entry.requestId
+                let fingerprint = items[i].entry.fingerprint
+                // The same requestId again (stored, or earlier in this group): its first outcome, nothing applied.
+                let earlier = items[i].readOnly ? nil : rid.flatMap { rid in
+                    answeredNow[rid] ?? items[i].storedAt.flatMap { found[$0].string.flatMap(Outcome.parseRecord) }
+                }
+                if let earlier, let rid {
+                    items[i].outcome =
+                        earlier.fingerprint == fingerprint ? earlier.outcome : .error(Router.requestIdReused(rid))
+                } else if let request = items[i].request {
+                    if items[i].outcome == nil {
+                        let context = ChangeContext(
+                            commandId: items[i].id, requestId: rid ?? items[i].id.description,
+                            actor: items[i].entry.actor, clock: clock)
+                        if case .execute(_, let contact, let contactId, let variables, let startTick) = request,
+                            let plan = items[i].plan, let k = items[i].checkAt
+                        {
+                            let key = "\(plan.0.id):\(contactId)"
+                            let open = enrolledNow[key].map { $0.isEmpty ? nil : $0 } ?? found[k + 1].string
+                            if found[k].int == 1 {
+                                items[i].outcome = .error(
+                                    DEEError(.suppressed, "contact \(contactId) is suppressed", field: "contact.id"))
+                            } else if let open {
+                                items[i].outcome = .error(DEEError(
+                                        .alreadyEnrolled,
+                                    "contact \(contactId) already has an open run \(open) of plan \(plan.0.id)",
+                                    field: "contact.id"))
+                            } else {
+                                let runId = RunID.make(entry: items[i].id, index: 0, partition: partition)
+                                let change = Transitions.start(
+                                    runId: runId, plan: plan.0, version: plan.1, contact: contact, contactId: contactId,
+                                    variables: variables, startTick: startTick, context: context, signer: signer)
+                                set.changes = [change]
+                                // The first script of the group copies the plan; the others run after it.
+                                let copy = PartitionKeys.planCopySuffix(plan.0.id, plan.1)
+                                if !copying.contains(copy) {
+                                    copyPlan(plan.0, plan.1, into: &set)
+                                    copying.insert(copy)
+                                }
+                                items[i].outcome = .ok(change.run.wire)
+                            }
+                        } else {
+                            do {
+                                items[i].outcome = try execute(
+                                    request, entry: items[i].entry, context: context, changes: &set, batch: batch,
+                                    redis)
+                            } catch let e as DEEError {
+                                items[i].outcome = .error(e)
+                                set = ChangeSet(entry: items[i].id)
+                            }
+                        }
+                        batch.apply(set.changes)
+                        for change in set.changes {
+                            let key = "\(change.run.planId):\(change.run.contactId)"
+                            if change.created, change.run.status.isOpen {
+                                enrolledNow[key] = change.run.id
+                            } else if change.before?.status.isOpen == true, !change.run.status.isOpen {
+                                enrolledNow[key] = ""
+                            }
+                        }
+                    }
+                    if !request.isReadOnly, let outcome = items[i].outcome, outcome.storable {
+                        let record = outcome.record(fingerprint: fingerprint)
+                        if let rid {
+                            set.dedupe = (PartitionKeys.requestSuffix(rid), record, config.dedupeWindowSeconds)
+                            answeredNow[rid] = (fingerprint, outcome)
+                        } else {
+                            set.results = [(items[i].id, record)]
+                        }
+                    }
+                }
+                sets.append(set)
+                if sets.count % chunk == 0 { try flush(upTo: sets.count) }
+            }
+            try flush(upTo: sets.count)
+            if let f = inflight { try collect(f) }
+        } catch {
+            // Replies of a chunk in flight would answer the next call: drop the connection (it reconnects).
+            if inflight != nil { redis.close() }
+            for (i, result) in results.enumerated() where result != .fenced {
+                state.withLock { $0.applied = sets[i].entry }
+            }
+            if error is Fenced { state.withLock { $0.machine.lost() } }
+            throw error
+        }
+        var replies: [[String]] = []
+        for i in results.indices {
+            state.withLock { s in
+                s.applied = sets[i].entry
+                if let p = sets[i].planCopy { s.copiedPlans.insert(p.key) }
+            }
+            // An entry applied before (only after a group fell back to single scripts) answers what was stored.
+            let outcome =
+                results[i] == .alreadyApplied && !items[i].readOnly
+                ? try storedResult(items[i].id, requestId: items[i].entry.requestId ?? "", replayed: true, redis)?.outcome
+                : items[i].outcome
+            if results[i] != .alreadyApplied, let outcome {
+                config.metrics.command(items[i].entry.type, outcome, since: started)
+            }
+            if let outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
+                replies.append(r)
+            }
+        }
+        return (replies, items.count)
+    }
+}
