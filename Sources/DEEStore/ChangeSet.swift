@@ -80,6 +80,8 @@ public struct ChangeSet: Sendable {
             if !fields.set.isEmpty { w.add("HSET", PartitionKeys.runSuffix(id), fields.set.flatMap { [$0.0, $0.1] }) }
             if !fields.deleted.isEmpty { w.add("HDEL", PartitionKeys.runSuffix(id), fields.deleted) }
         }
+        // Runs that became terminal in this set, for the finished list (run retention), by completedAt.
+        var finished: [(at: Int64, id: String)] = []
         for id in order {
             guard let start = first[id], let end = last[id] else { continue }
             let run = end.run
@@ -94,6 +96,9 @@ public struct ChangeSet: Sendable {
                 w.group("ZADD", PartitionKeys.statusSuffix(run.status), [score, id])
                 w.group("ZADD", PartitionKeys.planStatusSuffix(run.planId, run.status), [score, id])
             }
+            // Terminal is final: a run enters the finished list once, when it leaves an open status (or is created
+            // terminal).
+            if old != run.status && !run.status.isOpen { finished.append((run.completedAt ?? run.startedAt, id)) }
             if created { w.group("ZADD", PartitionKeys.contactSuffix(run.contactId), [score, id]) }
             let scheduled = run.status != .paused && run.status.isOpen
             if scheduled, let due = run.due {
@@ -109,6 +114,18 @@ public struct ChangeSet: Sendable {
             }
         }
         w.flushGroups()
+        // One RPUSH per set, in completion order (a grouped set's commands have increasing entry ms), so the list
+        // stays ordered by completedAt and retention reads it from the head (Sources/DEEService/Retention).
+        if !finished.isEmpty {
+            let ids = finished.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }
+                .map(\.element.id)
+            var start = 0
+            while start < ids.count {
+                let end = min(ids.count, start + WriteList.maxArguments)
+                w.add("RPUSH", PartitionKeys.finishedSuffix, Array(ids[start..<end]))
+                start = end
+            }
+        }
         for change in changes {
             for e in change.events { w.add("XADD", PartitionKeys.eventsSuffix, e.fields) }
         }

@@ -58,6 +58,13 @@ public struct PartitionKeys: Sendable, Equatable {
     public var suppressed: String { "\(base):\(Self.suppressedSuffix)" }
     /// Results of commands without requestId, by entry id, until replied.
     public var results: String { "\(base):\(Self.resultsSuffix)" }
+    /// Run ids in the order their runs finished (completed, failed, cancelled): the apply script appends each run
+    /// that becomes terminal, and run retention removes from the head (Sources/DEEService/Retention/RunRetention).
+    public var finished: String { "\(base):\(Self.finishedSuffix)" }
+    /// Runs that finished before the `finished` list existed, by `completedAt` ms (run retention's one-time backfill).
+    public var finishedBackfill: String { "\(base):\(Self.finishedBackfillSuffix)" }
+    /// Run retention's state: `removed` (runs removed, all time), `skipped`, and the backfill's cursor.
+    public var retention: String { "\(base):\(Self.retentionSuffix)" }
     public func run(_ id: String) -> String { "\(base):\(Self.runSuffix(id))" }
     public func audit(_ runId: String) -> String { "\(base):\(Self.auditSuffix(runId))" }
     public func status(_ s: RunStatus) -> String { "\(base):\(Self.statusSuffix(s))" }
@@ -72,6 +79,9 @@ public struct PartitionKeys: Sendable, Equatable {
     public static let enrollSuffix = "enroll"
     public static let suppressedSuffix = "suppressed"
     public static let resultsSuffix = "results"
+    public static let finishedSuffix = "finished"
+    public static let finishedBackfillSuffix = "finished:backfill"
+    public static let retentionSuffix = "retention"
     public static func runSuffix(_ id: String) -> String { "run:\(id)" }
     public static func auditSuffix(_ runId: String) -> String { "audit:\(runId)" }
     public static func statusSuffix(_ s: RunStatus) -> String { "idx:status:\(s.rawValue)" }
