@@ -1,0 +1,143 @@
+/// Removes finished runs older than the retention, one bounded batch per call (Sources/DEEService/Retention/
+/// RunRetention.swift says who calls it and when).
+///
+/// Candidates come from two places, oldest first: the backfill set (runs that finished before the finished list
+/// existed, found once by ``RunRetentionBackfillScript``), then the head of the finished list, which the apply
+/// script appends to in completion order. Each candidate is read again here, inside the script: only a run that is
+/// still terminal and whose own `completedAt` is at least the retention before Redis's clock is removed. Anything
+/// else (its hash gone, another type, an open status, a `completedAt` that is not a number) is skipped and named
+/// in the reply, never a failure: a partition's retention must not stop on one bad run.
+///
+/// Every key a run's removal touches is type-checked before that run's first write (a script does not roll back),
+/// so a key of another type skips the run and writes nothing for it; a partition-wide key of another type refuses
+/// the whole call before any write.
+enum RunRetentionScript {
+    static let source = #"""
+-- run_retention.lua: remove finished runs older than the retention, at most ARGV[4] candidates per call.
+-- KEYS[1]  <prefix>:{p}:epoch. Every other key is <prefix>:{p}:<suffix>, derived from KEYS[1], so it is in the
+--          same Redis Cluster slot: finished (list), finished:backfill (zset), retention (hash), run:<id>,
+--          audit:<id>, idx:status:<s>, idx:ps:<plan>:<s>, idx:contact:<contact>, due (zset), enroll (hash).
+-- ARGV[1]  the caller's fencing epoch; refused (FENCED, nothing written) when the partition's epoch differs
+-- ARGV[2]  the retention, ms (a whole number >= 1)
+-- ARGV[3]  now, epoch ms, or "": Redis's clock (TIME), which is where entry ids, hence completedAt, come from
+-- ARGV[4]  candidates examined at most (removed or skipped)
+-- A run is removed when its hash says status completed, failed or cancelled and completedAt + ARGV[2] <= now:
+-- its hash, its audit list, its entries in idx:status, idx:ps, idx:contact and due, and its enrollment entry if it
+-- still names this run. The finished list is read from its head and stops at the first run not due yet (the list
+-- is in completion order); the backfill set is read by score up to now - ARGV[2].
+-- Returns {removed, examined, more (1: the budget ran out), next due ms or '', now, then per skipped run: id,
+-- reason}; reasons: gone, wrongtype, open, completedAt, corrupt, wrongtype:<suffix>.
+-- Errors: FENCED; BACKFILL (the one-time backfill of this partition is not finished: nothing removed, since the
+-- backfill walks the status indexes by rank); BADTYPE <suffix> (a partition-wide key of another type: nothing
+-- written); BADARG.
+local base = string.sub(KEYS[1], 1, -7)
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED') end
+local retention, budget = tonumber(ARGV[2]), tonumber(ARGV[4])
+if not retention or retention < 1 or not budget or budget < 1 then return redis.error_reply('BADARG') end
+local now = tonumber(ARGV[3])
+if ARGV[3] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+if not now then return redis.error_reply('BADARG') end
+local cutoff = now - retention
+-- As a whole number (Lua prints large numbers with 14 significant digits).
+local cutoffText = string.format('%d', cutoff)
+local types = {}
+local function typeOf(key)
+  local t = types[key]
+  if t == nil then
+    t = redis.call('TYPE', key)['ok']
+    types[key] = t
+  end
+  return t
+end
+local wanted = {finished = 'list', ['finished:backfill'] = 'zset', retention = 'hash', due = 'zset', enroll = 'hash'}
+for suffix, t in pairs(wanted) do
+  local have = typeOf(base .. ':' .. suffix)
+  if have ~= 'none' and have ~= t then return redis.error_reply('BADTYPE ' .. suffix) end
+end
+if redis.call('HGET', base .. ':retention', 'bf') ~= 'done' then return redis.error_reply('BACKFILL') end
+local terminal = {completed = true, failed = true, cancelled = true}
+local out = {0, 0, 0, '', now}
+local removed, examined, skipped = 0, 0, 0
+local function skip(id, reason)
+  skipped = skipped + 1
+  table.insert(out, id)
+  table.insert(out, reason)
+end
+-- completedAt as stored: a whole number of ms below 2^53, else nil (an operator's edit).
+local function ms(text)
+  if type(text) ~= 'string' or not string.match(text, '^%d+$') or #text > 15 then return nil end
+  return tonumber(text)
+end
+-- One candidate: 'removed', 'notdue' (with its completedAt), or 'skipped'.
+local function consider(id)
+  local key = base .. ':run:' .. id
+  local t = typeOf(key)
+  if t == 'none' then skip(id, 'gone') return 'skipped' end
+  if t ~= 'hash' then skip(id, 'wrongtype') return 'skipped' end
+  local f = redis.call('HMGET', key, 'status', 'completedAt', 'planId', 'contactId')
+  local status, planId, contactId = f[1], f[3], f[4]
+  if not status or not terminal[status] then skip(id, 'open') return 'skipped' end
+  local at = ms(f[2])
+  if not at then skip(id, 'completedAt') return 'skipped' end
+  if at > cutoff then return 'notdue', at, f[2] end
+  if not planId or not contactId then skip(id, 'corrupt') return 'skipped' end
+  local indexes = {'idx:status:' .. status, 'idx:ps:' .. planId .. ':' .. status, 'idx:contact:' .. contactId}
+  for _, suffix in ipairs(indexes) do
+    local it = typeOf(base .. ':' .. suffix)
+    if it ~= 'none' and it ~= 'zset' then skip(id, 'wrongtype:' .. suffix) return 'skipped' end
+  end
+  for _, suffix in ipairs(indexes) do redis.call('ZREM', base .. ':' .. suffix, id) end
+  redis.call('ZREM', base .. ':due', id)
+  local enrollment = planId .. ':' .. contactId
+  if redis.call('HGET', base .. ':enroll', enrollment) == id then redis.call('HDEL', base .. ':enroll', enrollment) end
+  redis.call('DEL', key, base .. ':audit:' .. id)
+  types[key] = 'none'
+  removed = removed + 1
+  return 'removed'
+end
+-- The backfill set first: runs that finished before the list existed are older than anything in it.
+local backlog = base .. ':finished:backfill'
+for _, id in ipairs(redis.call('ZRANGE', backlog, '-inf', cutoffText, 'BYSCORE', 'LIMIT', 0, budget)) do
+  examined = examined + 1
+  local r, _, text = consider(id)
+  if r == 'notdue' then
+    -- Its hash says it finished later than the set did: wait for that.
+    redis.call('ZADD', backlog, text, id)
+  else
+    redis.call('ZREM', backlog, id)
+  end
+end
+local list = base .. ':finished'
+local popped = 0
+if examined < budget then
+  local ids = redis.call('LRANGE', list, 0, budget - examined - 1)
+  for _, id in ipairs(ids) do
+    local r, at = consider(id)
+    if r == 'notdue' then
+      out[4] = at + retention
+      break
+    end
+    popped = popped + 1
+  end
+  examined = examined + popped
+  if popped > 0 then redis.call('LTRIM', list, popped, -1) end
+end
+if out[4] == '' then
+  local first = redis.call('ZRANGE', backlog, 0, 0, 'WITHSCORES')
+  if first[2] then out[4] = tonumber(first[2]) + retention end
+end
+if removed > 0 then redis.call('HINCRBY', base .. ':retention', 'removed', removed) end
+if skipped > 0 then redis.call('HINCRBY', base .. ':retention', 'skipped', skipped) end
+out[1], out[2], out[3] = removed, examined, examined >= budget and 1 or 0
+return out
+"""#
+
+    /// What is sent: the source without comment lines or indentation (as ``ApplyScript/body``).
+    static let body: String = source.split(separator: "\n")
+        .map { $0.drop { $0 == " " } }
+        .filter { !$0.hasPrefix("--") && !$0.isEmpty }
+        .joined(separator: "\n")
+}
