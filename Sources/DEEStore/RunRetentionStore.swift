@@ -18,7 +18,7 @@ public struct RetentionSkip: Sendable, Equatable {
         /// A reason this version does not know.
         case other(String)
 
-        init(_ text: String) {
+        public init(_ text: String) {
             switch text {
             case "gone": self = .gone
             case "wrongtype": self = .wrongType
@@ -56,14 +56,20 @@ public struct RetentionBatch: Sendable, Equatable {
     public var nextDue: Int64?
     /// Redis's clock when the batch ran (or the `now` given), epoch ms.
     public var now: Int64
+    /// Finished-list entries whose run hash was already gone (removed through the backfill set, or deleted by an
+    /// operator): nothing to do, not a skip.
+    public var gone: Int
     public var skipped: [RetentionSkip]
 
-    public init(removed: Int, examined: Int, more: Bool, nextDue: Int64?, now: Int64, skipped: [RetentionSkip]) {
+    public init(
+        removed: Int, examined: Int, more: Bool, nextDue: Int64?, now: Int64, gone: Int = 0, skipped: [RetentionSkip]
+    ) {
         self.removed = removed
         self.examined = examined
         self.more = more
         self.nextDue = nextDue
         self.now = now
+        self.gone = gone
         self.skipped = skipped
     }
 }
@@ -119,12 +125,12 @@ public struct RunRetentionStore: Sendable {
             arguments: [epoch, String(retentionMilliseconds), now.map { String($0) } ?? "", String(max(1, limit))])
         try Self.refusal(reply)
         let items = reply.array ?? []
-        guard items.count >= 5, let removed = items[0].int, let examined = items[1].int, let now = items[4].int else {
+        guard items.count >= 6, let removed = items[0].int, let examined = items[1].int, let now = items[4].int else {
             throw RedisError(.unexpectedReply, "run retention script answered \(reply)")
         }
         return RetentionBatch(
             removed: removed, examined: examined, more: items[2].int == 1, nextDue: items[3].int.map { Int64($0) },
-            now: Int64(now), skipped: Self.skips(items.dropFirst(5)))
+            now: Int64(now), gone: items[5].int ?? 0, skipped: Self.skips(items.dropFirst(6)))
     }
 
     /// One step of the one-time backfill (at most `limit` index entries read). `now` (nil: Redis's clock) is the

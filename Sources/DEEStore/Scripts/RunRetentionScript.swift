@@ -25,8 +25,10 @@ enum RunRetentionScript {
 -- its hash, its audit list, its entries in idx:status, idx:ps, idx:contact and due, and its enrollment entry if it
 -- still names this run. The finished list is read from its head and stops at the first run not due yet (the list
 -- is in completion order); the backfill set is read by score up to now - ARGV[2].
--- Returns {removed, examined, more (1: the budget ran out), next due ms or '', now, then per skipped run: id,
--- reason}; reasons: gone, wrongtype, open, completedAt, corrupt, wrongtype:<suffix>.
+-- Returns {removed, examined, more (1: the budget ran out), next due ms or '', now, gone, then per skipped run:
+-- id, reason}; reasons: gone, wrongtype, open, completedAt, corrupt, wrongtype:<suffix>. `gone` counts list
+-- entries whose hash no longer exists (removed from the backfill set already, or deleted by an operator): nothing
+-- to remove and nothing wrong, so not a skip; a backfill-set entry whose hash is gone is a skip.
 -- Errors: FENCED; BACKFILL (the one-time backfill of this partition is not finished: nothing removed, since the
 -- backfill walks the status indexes by rank); BADTYPE <suffix> (a partition-wide key of another type: nothing
 -- written); BADARG.
@@ -59,8 +61,8 @@ for suffix, t in pairs(wanted) do
 end
 if redis.call('HGET', base .. ':retention', 'bf') ~= 'done' then return redis.error_reply('BACKFILL') end
 local terminal = {completed = true, failed = true, cancelled = true}
-local out = {0, 0, 0, '', now}
-local removed, examined, skipped = 0, 0, 0
+local out = {0, 0, 0, '', now, 0}
+local removed, examined, skipped, gone = 0, 0, 0, 0
 local function skip(id, reason)
   skipped = skipped + 1
   table.insert(out, id)
@@ -71,11 +73,18 @@ local function ms(text)
   if type(text) ~= 'string' or not string.match(text, '^%d+$') or #text > 15 then return nil end
   return tonumber(text)
 end
--- One candidate: 'removed', 'notdue' (with its completedAt), or 'skipped'.
-local function consider(id)
+-- One candidate: 'removed', 'notdue' (with its completedAt), 'gone' (listed, hash gone), or 'skipped'.
+local function consider(id, listed)
   local key = base .. ':run:' .. id
   local t = typeOf(key)
-  if t == 'none' then skip(id, 'gone') return 'skipped' end
+  if t == 'none' then
+    if listed then
+      gone = gone + 1
+      return 'gone'
+    end
+    skip(id, 'gone')
+    return 'skipped'
+  end
   if t ~= 'hash' then skip(id, 'wrongtype') return 'skipped' end
   local f = redis.call('HMGET', key, 'status', 'completedAt', 'planId', 'contactId')
   local status, planId, contactId = f[1], f[3], f[4]
@@ -102,7 +111,7 @@ end
 local backlog = base .. ':finished:backfill'
 for _, id in ipairs(redis.call('ZRANGE', backlog, '-inf', cutoffText, 'BYSCORE', 'LIMIT', 0, budget)) do
   examined = examined + 1
-  local r, _, text = consider(id)
+  local r, _, text = consider(id, false)
   if r == 'notdue' then
     -- Its hash says it finished later than the set did: wait for that.
     redis.call('ZADD', backlog, text, id)
@@ -115,7 +124,7 @@ local popped = 0
 if examined < budget then
   local ids = redis.call('LRANGE', list, 0, budget - examined - 1)
   for _, id in ipairs(ids) do
-    local r, at = consider(id)
+    local r, at = consider(id, true)
     if r == 'notdue' then
       out[4] = at + retention
       break
@@ -131,7 +140,7 @@ if out[4] == '' then
 end
 if removed > 0 then redis.call('HINCRBY', base .. ':retention', 'removed', removed) end
 if skipped > 0 then redis.call('HINCRBY', base .. ':retention', 'skipped', skipped) end
-out[1], out[2], out[3] = removed, examined, examined >= budget and 1 or 0
+out[1], out[2], out[3], out[6] = removed, examined, examined >= budget and 1 or 0, gone
 return out
 """#
 
