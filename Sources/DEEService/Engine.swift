@@ -5,7 +5,8 @@ import Redis
 import ServiceLifecycle
 
 /// One engine process: its long-running loops, each a `Service` of its own (``services()``), for one
-/// `ServiceGroup`: actions retention, an owner per partition, the router, and with `tickEverySeconds` the ticker.
+/// `ServiceGroup`: actions retention, an owner per partition, with `runRetentionMilliseconds` run retention, the
+/// router, and with `tickEverySeconds` the ticker.
 /// Each loop first waits for ``EngineStartup`` (Redis reachable, the partition count checked).
 ///
 /// The group starts them in that order and, on graceful shutdown (SIGTERM, SIGINT), stops them one at a time in
@@ -54,9 +55,19 @@ public final class Engine: Service, Sendable {
                 startup: startup,
                 service: ActionsRetention(config: config, redis: redisConfiguration, logger: logger))
         ]
-        for p in 0..<config.partitions {
-            let owner = PartitionOwner(partition: p, config: config, plans: plans, logger: logger)
+        let owners = (0..<config.partitions).map {
+            PartitionOwner(partition: $0, config: config, plans: plans, logger: logger)
+        }
+        for owner in owners {
             out.append(PartitionOwnerService(owner: owner, startup: startup, redis: redisConfiguration, logger: logger))
+        }
+        if config.runRetentionMilliseconds != nil {
+            // After the owners, so that it stops before they release their leases; it removes only with the epoch
+            // an owner of this process holds.
+            let retention = RunRetention(config: config, redis: redisConfiguration, logger: logger) { p in
+                p < owners.count ? owners[p].epoch : nil
+            }
+            out.append(StartupGated(startup: startup, service: retention))
         }
         out.append(
             StartupGated(

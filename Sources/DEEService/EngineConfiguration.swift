@@ -26,6 +26,15 @@ public struct EngineConfiguration: Sendable {
     public var actionsTrimEverySeconds: Double = 5
     /// How long a run's audit entries are kept once the run is terminal, seconds (nil: for the run's life).
     public var auditRetentionSeconds: Int?
+    /// How long a finished run (completed, failed, cancelled) is kept after its `completedAt`, ms, before run
+    /// retention removes it with its indexes, enrollment and audit (nil: for ever). `dee serve --run-retention`
+    /// takes 1 s to 3650 d; tests use milliseconds.
+    public var runRetentionMilliseconds: Int?
+    /// Candidates one run retention script examines at most (SPEC 9: a few ms of Redis).
+    public var runRetentionBatch = 500
+    /// Run retention batches per partition per round at most; a round starts every `runRetentionEverySeconds`.
+    public var runRetentionBatchesPerRound = 20
+    public var runRetentionEverySeconds: Double = 1
     public var replyMaxLen = 10_000
     public var rejectedMaxLen = 100_000
     /// How long a partition or router lease lasts without renewal; holders renew it every third of it.

@@ -165,15 +165,19 @@ struct PartitionReads: Sendable {
         // Executor consumer groups on the actions streams, and the action requests the streams hold.
         var executors: [JSONValue] = []
         var backlog = 0
+        // Runs removed by run retention, all time (kept in Redis, so restarts do not reset it).
+        var removed = 0
         for p in parts {
             let k = keys.partition(p)
             let actions = ActionsStore(keys: k)
             let replies = try redis.pipeline(
-                RunStatus.allCases.map { ["ZCARD", k.status($0)] } + [["GET", k.clock]] + actions.readCommands)
+                RunStatus.allCases.map { ["ZCARD", k.status($0)] } + [["GET", k.clock]] + actions.readCommands
+                    + [RunRetentionStore(keys: k).removedCommand])
             for (s, r) in zip(RunStatus.allCases, replies) { counts[s.rawValue, default: 0] += r.int ?? 0 }
             let clock = replies[RunStatus.allCases.count].int ?? 0
             tick = min(tick ?? clock, clock)
             backlog += replies[RunStatus.allCases.count + 1].int ?? 0
+            removed += RunRetentionStore.removedTotal(replies[RunStatus.allCases.count + 3])
             for g in ActionsStore.groups(replies[RunStatus.allCases.count + 2]) {
                 executors.append([
                     "partition": .int(p), "group": .string(g.name), "pending": .int(g.pending),
@@ -185,6 +189,11 @@ struct PartitionReads: Sendable {
             "tick": .int(tick ?? 0), "runsByStatus": .object(counts.mapValues(JSONValue.int)),
             "plans": .int(try plans.count(redis)), "partitions": .int(config.partitions),
             "executors": .array(executors), "actionsBacklog": .int(backlog),
+            "retention": [
+                "runs": config.runRetentionMilliseconds.map { .string(RunRetentionSetting.describe(milliseconds: $0)) }
+                    ?? .null,
+                "removedTotal": .int(removed),
+            ],
         ])
     }
 

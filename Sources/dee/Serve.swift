@@ -41,6 +41,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Keep a terminal run's audit entries this long (e.g. 30d, 12h); default: for the run's life.")
     var auditRetention: String?
 
+    @Option(help: "Remove a finished run (completed, failed, cancelled) with its indexes and audit this long after it finished, 1s to 3650d (e.g. 30d, 12h); default: keep for ever.")
+    var runRetention: String?
+
     @Option(help: "HMAC key for audit checksums, from a file kept outside Redis (default: plain SHA-256).")
     var auditKeyFile: String?
 
@@ -96,6 +99,14 @@ struct Serve: AsyncParsableCommand {
         if let auditRetention, Durations.seconds(auditRetention).map({ $0 >= 1 }) != true {
             throw ValidationError("--audit-retention takes a duration like 30d, 12h or 3600s (got \(auditRetention))")
         }
+        if let runRetention {
+            let range = RunRetentionSetting.milliseconds
+            guard let seconds = Durations.seconds(runRetention), seconds * 1000 >= Double(range.lowerBound),
+                seconds * 1000 <= Double(range.upperBound)
+            else {
+                throw ValidationError("--run-retention takes a duration from 1s to 3650d, like 30d or 12h (got \(runRetention))")
+            }
+        }
         if let tickEvery, Durations.seconds(tickEvery) == nil {
             throw ValidationError("--tick-every takes a duration like 60s, 500ms or 1m (got \(tickEvery))")
         }
@@ -130,6 +141,7 @@ struct Serve: AsyncParsableCommand {
         config.maxDeliveries = maxAttempts
         config.producers = producerNames
         config.auditRetentionSeconds = auditRetention.flatMap(Durations.seconds).map { Int($0) }
+        config.runRetentionMilliseconds = runRetention.map(Durations.milliseconds)
         if let auditKeyFile {
             config.auditKey = Array(try Data(contentsOf: URL(fileURLWithPath: auditKeyFile)))
         }

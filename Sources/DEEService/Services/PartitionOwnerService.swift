@@ -59,4 +59,7 @@ final class PartitionOwnerService: Service, Sendable {
 extension PartitionOwner {
     /// Whether this process holds the partition's lease, as far as it knows.
     var holdsLease: Bool { state.withLock { $0.machine.epoch != nil } }
+
+    /// The fencing epoch this process holds for the partition, or nil (run retention's scripts carry it).
+    var epoch: String? { state.withLock { $0.machine.epoch } }
 }
