@@ -144,4 +144,16 @@ import Testing
         #expect(EventFilter(planId: nil, runId: nil, types: ["run.created"]).matches(b))
         #expect(StreamID("0") != nil && StreamID("12-3") != nil && StreamID("x-1") == nil && StreamID("1-2-3") == nil)
     }
+
+    /// `--run-retention` takes 1 s to 3650 d; anything else is refused before the engine starts.
+    @Test(arguments: ["1s", "30d", "12h", "3650d", "1000ms"])
+    func runRetentionInBounds(text: String) throws {
+        let serve = try Serve.parse(["--run-retention", text])
+        #expect(serve.runRetention == text)
+    }
+
+    @Test(arguments: ["0s", "999ms", "3651d", "forever", "-1d", "30", "infd", "nand", ""])
+    func runRetentionOutOfBounds(text: String) {
+        #expect(throws: (any Error).self) { try Serve.parse(["--run-retention", text]) }
+    }
 }
