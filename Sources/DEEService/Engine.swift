@@ -11,8 +11,9 @@ import ServiceLifecycle
 ///
 /// The group starts them in that order and, on graceful shutdown (SIGTERM, SIGINT), stops them one at a time in
 /// reverse: the ticker, then the router (it stops reading the ingress stream, finishes and acknowledges the batch
-/// it holds, releases its lease), then each partition owner (it finishes its round, applied and replied, and
-/// releases its lease; until its turn it goes on applying what the router routed), then retention. Each takes at
+/// it holds, releases its lease), then run retention (between two scripts), then each partition owner (it finishes
+/// its round, applied and replied, and releases its lease; until its turn it goes on applying what the router
+/// routed), then actions retention. Each takes at
 /// most one blocking read (`blockMilliseconds`) plus the batch it holds.
 ///
 /// `Engine` is itself a `Service` that runs those loops in a group of its own, for tests and embedders; `dee serve`

@@ -143,6 +143,11 @@ enum StatsView {
         b.append("plans", stats["plans"].cell)
         b.append("partitions", stats["partitions"].cell)
         if !stats["actionsBacklog"].isNull { b.append("actionsBacklog", stats["actionsBacklog"].cell) }
+        let retention = stats["retention"]
+        if !retention.isNull {
+            let runs = retention["runs"].string ?? "keep for ever"
+            b.append("runRetention", "\(runs) (removed \(retention["removedTotal"].int ?? 0))")
+        }
         var runs = TextTable(headers: ["STATUS", "RUNS"])
         let counts = stats["runsByStatus"]
         for status in RunStatus.allCases { runs.append([status.rawValue, counts[status.rawValue].int.map(String.init) ?? "0"]) }

@@ -65,7 +65,8 @@ import Testing
             #expect(first[0]?.backfilled == true)
             #expect(first[0]?.skipped == 0)
 
-            for (id, status, plan, who) in [(a, "completed", "old", "a"), (b, "cancelled", "old", "b"), (d, "failed", "failing", "d")] {
+            let gone = [(a, "completed", "old", "a"), (b, "cancelled", "old", "b"), (d, "failed", "failing", "d")]
+            for (id, status, plan, who) in gone {
                 #expect(try !env.exists("{0}:run:\(id)"), "\(id)")
                 #expect(try !env.exists("{0}:audit:\(id)"), "\(id)")
                 #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:status:\(status)"), id]).isNull)
@@ -92,7 +93,9 @@ import Testing
             #expect(try client.call("listRuns", ["contactId": "a"]).total == 0)
             let stats = try client.stats()
             let counts = stats.object["runsByStatus"] as? [String: Int] ?? [:]
-            #expect(counts == ["pending": 0, "active": 1, "waiting": 1, "paused": 0, "completed": 0, "failed": 0, "cancelled": 1])
+            #expect(counts == [
+                "pending": 0, "active": 1, "waiting": 1, "paused": 0, "completed": 0, "failed": 0, "cancelled": 1,
+            ])
             let block = stats.object["retention"] as? [String: Any] ?? [:]
             #expect(block["removedTotal"] as? Int == 3, "\(stats.fields)")
             // This engine runs without --run-retention.
@@ -145,7 +148,9 @@ import Testing
         let setup = try start("ret-setup", retention: false)
         let open = try await TestEngine.offPool {
             try expectOK(client.at("\(m)-1", "registerPlan", ["plan": simplePlan("bulk")]))
-            let contacts = { (p: String, n: Int) in "[" + (0..<n).map { contact("\(p)\($0)") }.joined(separator: ",") + "]" }
+            let contacts = { (p: String, n: Int) in
+                "[" + (0..<n).map { contact("\(p)\($0)") }.joined(separator: ",") + "]"
+            }
             try expectOK(client.at("\(m)-2", "bulkExecute", ["planId": "bulk", "contacts": contacts("p", 300)]))
             try expectOK(client.at("\(m + 1)-1", "bulkCancel", ["filters": #"{"planId":"bulk"}"#, "reason": "x"]))
             // As if these 300 had finished under a version without the finished list.
@@ -275,7 +280,8 @@ import Testing
             try expectOK(client.at("\(m)-1", "registerPlan", ["plan": simplePlan("h")]))
             var ids: [String] = []
             for i in 0..<8 {
-                ids.append(try client.at("\(m)-\(i + 2)", "execute", ["planId": "h", "contact": contact("h\(i)")]).runId)
+                let fields = ["planId": "h", "contact": contact("h\(i)")]
+                ids.append(try client.at("\(m)-\(i + 2)", "execute", fields).runId)
             }
             for (i, id) in ids.enumerated() {
                 try expectOK(client.at("\(m + 1 + Int64(i))-1", "cancelRun", ["runId": id, "reason": "x"]))
@@ -297,7 +303,8 @@ import Testing
             try env.redis.call(["RPUSH", k("finished"), "1500000000001-000000-00000-0"])
 
             let log = RetentionLog()
-            let retention = try Self.retention(env, ms: Self.day, logger: Logger(label: "run-retention-test") { _ in log })
+            let logger = Logger(label: "run-retention-test") { _ in log }
+            let retention = try Self.retention(env, ms: Self.day, logger: logger)
             var memory = RunRetentionMemory()
             let epoch = try env.epoch()
             let first = try retention.round(env.redis, &memory, epochs: { _ in epoch })
@@ -321,8 +328,10 @@ import Testing
             #expect(removal.contains("idx:contact:h5 of another type 1"), "\(removal)")
             #expect(removal.contains("not terminal 1"), "\(removal)")
             // The backfill walk named the index entry whose hash is gone.
-            #expect(warnings.contains { $0.message.contains("run hash gone 1") && $0.metadata["run.ids"]?.contains(ghost) == true },
-                "\(text)")
+            let named = warnings.contains {
+                $0.message.contains("run hash gone 1") && $0.metadata["run.ids"]?.contains(ghost) == true
+            }
+            #expect(named, "\(text)")
             #expect(try env.redis.call(["HGET", k("retention"), "skipped"]).int == 6)
             let count = log.lines.count
             #expect(try retention.round(env.redis, &memory, epochs: { _ in epoch })[0]?.removed == 0)
@@ -386,7 +395,8 @@ import Testing
         config.runRetentionMilliseconds = ms
         config.runRetentionBatch = batch
         config.runRetentionBatchesPerRound = perRound
-        return RunRetention(config: config, redis: try RedisConfiguration(url: env.url), logger: logger, epochs: { _ in nil })
+        return RunRetention(
+            config: config, redis: try RedisConfiguration(url: env.url), logger: logger, epochs: { _ in nil })
     }
 }
 

@@ -50,7 +50,8 @@ import Testing
     }
 
     @Test(arguments: [
-        (RetentionRefusal.backfillPending, RunRetentionRound.Action.backfill), (.fenced, .rest), (.wrongType("due"), .rest),
+        (RetentionRefusal.backfillPending, RunRetentionRound.Action.backfill), (.fenced, .rest),
+        (.wrongType("due"), .rest),
     ])
     func refusals(refusal: RetentionRefusal, next: RunRetentionRound.Action) {
         var round = RunRetentionRound(backfilled: true, batchesPerRound: 5)
@@ -74,7 +75,9 @@ import Testing
 
     @Test func skippedRunsAreSummedUpInOneLine() throws {
         #expect(RunRetentionSetting.skipSummary([]) == nil)
-        let skips = (0..<7).map { RetentionSkip(runId: "r\($0)", reason: $0 < 3 ? .completedAt : .wrongTypeKey("idx:contact:x")) }
+        let skips = (0..<7).map {
+            RetentionSkip(runId: "r\($0)", reason: $0 < 3 ? .completedAt : .wrongTypeKey("idx:contact:x"))
+        }
         let line = try #require(RunRetentionSetting.skipSummary(skips))
         #expect(line.message.contains("skipped 7 run(s)"))
         #expect(line.message.contains("completedAt not a number 3, idx:contact:x of another type 4"), "\(line.message)")
@@ -83,7 +86,8 @@ import Testing
 
     @Test(arguments: [
         ("gone", RetentionSkip.Reason.gone), ("wrongtype", .wrongType), ("open", .open), ("completedAt", .completedAt),
-        ("corrupt", .corrupt), ("wrongtype:idx:ps:a:completed", .wrongTypeKey("idx:ps:a:completed")), ("new", .other("new")),
+        ("corrupt", .corrupt), ("wrongtype:idx:ps:a:completed", .wrongTypeKey("idx:ps:a:completed")),
+        ("new", .other("new")),
     ])
     func reasonsAsTheScriptsNameThem(text: String, reason: RetentionSkip.Reason) {
         #expect(RetentionSkip.Reason(text) == reason)

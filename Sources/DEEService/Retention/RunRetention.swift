@@ -40,7 +40,8 @@ public final class RunRetention: Service, Sendable {
     let epochs: @Sendable (Int) -> String?
 
     public init(
-        config: EngineConfiguration, redis: RedisConfiguration, logger: Logger, epochs: @escaping @Sendable (Int) -> String?
+        config: EngineConfiguration, redis: RedisConfiguration, logger: Logger,
+        epochs: @escaping @Sendable (Int) -> String?
     ) {
         self.config = config
         self.redis = redis

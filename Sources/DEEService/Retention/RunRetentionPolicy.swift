@@ -82,8 +82,9 @@ public enum RunRetentionSetting {
 
     /// One log line for the runs a batch passed over: how many for each reason, and the first few ids (so an
     /// operator can look), or nil when none was skipped.
-    public static func skipSummary(_ skips: [RetentionSkip], shown: Int = 5) -> (message: String, metadata: Logger.Metadata)?
-    {
+    public static func skipSummary(
+        _ skips: [RetentionSkip], shown: Int = 5
+    ) -> (message: String, metadata: Logger.Metadata)? {
         guard !skips.isEmpty else { return nil }
         var counts: [String: Int] = [:]
         for s in skips { counts[reasonName(s.reason), default: 0] += 1 }
