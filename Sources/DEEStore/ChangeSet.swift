@@ -69,8 +69,14 @@ public struct ChangeSet: Sendable {
         var order: [String] = []
         var first: [String: RunChange] = [:]
         var last: [String: RunChange] = [:]
+        // Runs that become terminal, in the order of the changes that finish them: the order they would have in
+        // the finished list had each command been applied alone (a grouped set's commands are in entry order).
+        var finished: [String] = []
         for change in changes {
             let id = change.run.id
+            if change.created || change.before?.status.isOpen == true, !change.run.status.isOpen {
+                finished.append(id)
+            }
             if first[id] == nil {
                 order.append(id)
                 first[id] = change
@@ -80,8 +86,6 @@ public struct ChangeSet: Sendable {
             if !fields.set.isEmpty { w.add("HSET", PartitionKeys.runSuffix(id), fields.set.flatMap { [$0.0, $0.1] }) }
             if !fields.deleted.isEmpty { w.add("HDEL", PartitionKeys.runSuffix(id), fields.deleted) }
         }
-        // Runs that became terminal in this set, for the finished list (run retention), by completedAt.
-        var finished: [(at: Int64, id: String)] = []
         for id in order {
             guard let start = first[id], let end = last[id] else { continue }
             let run = end.run
@@ -96,9 +100,6 @@ public struct ChangeSet: Sendable {
                 w.group("ZADD", PartitionKeys.statusSuffix(run.status), [score, id])
                 w.group("ZADD", PartitionKeys.planStatusSuffix(run.planId, run.status), [score, id])
             }
-            // Terminal is final: a run enters the finished list once, when it leaves an open status (or is created
-            // terminal).
-            if old != run.status && !run.status.isOpen { finished.append((run.completedAt ?? run.startedAt, id)) }
             if created { w.group("ZADD", PartitionKeys.contactSuffix(run.contactId), [score, id]) }
             let scheduled = run.status != .paused && run.status.isOpen
             if scheduled, let due = run.due {
@@ -114,15 +115,14 @@ public struct ChangeSet: Sendable {
             }
         }
         w.flushGroups()
-        // One RPUSH per set, in completion order (a grouped set's commands have increasing entry ms), so the list
-        // stays ordered by completedAt and retention reads it from the head (Sources/DEEService/Retention).
+        // One RPUSH per set. Terminal is final, so a run is listed once; entries are applied in id order and
+        // completedAt is the finishing entry's ms, so the list stays in completedAt order and run retention reads
+        // the runs due from its head (Sources/DEEService/Retention).
         if !finished.isEmpty {
-            let ids = finished.enumerated().sorted { ($0.element.at, $0.offset) < ($1.element.at, $1.offset) }
-                .map(\.element.id)
             var start = 0
-            while start < ids.count {
-                let end = min(ids.count, start + WriteList.maxArguments)
-                w.add("RPUSH", PartitionKeys.finishedSuffix, Array(ids[start..<end]))
+            while start < finished.count {
+                let end = min(finished.count, start + WriteList.maxArguments)
+                w.add("RPUSH", PartitionKeys.finishedSuffix, Array(finished[start..<end]))
                 start = end
             }
         }
