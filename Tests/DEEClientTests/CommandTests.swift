@@ -39,7 +39,9 @@ import Testing
     }
 
     @Test func timesOutWhenNoEngineRuns() async throws {
-        try await ClientHarness.with(engine: false, timeout: .milliseconds(900), attempts: 3) { engine, env in
+        // Republished after each third of the timeout: at 1 s and 2 s. On a loaded machine the last republish may
+        // fall past the deadline, so the count is 2 or 3, never 1 and never more than the attempts.
+        try await ClientHarness.with(engine: false, timeout: .seconds(3), attempts: 3) { engine, env in
             let error = await #expect(throws: DEEClientError.self) {
                 _ = try await engine.command("stats", [:], requestId: "no-engine")
             }
@@ -47,7 +49,7 @@ import Testing
             #expect(error?.requestId == "no-engine")
             // Published once per attempt, always with the same requestId.
             let entries = try await env.raw.call(["XRANGE", env.key("commands"), "-", "+"]).streamEntries
-            #expect(entries.count == 3)
+            #expect((2...3).contains(entries.count), "\(entries.count) publishes")
             #expect(entries.allSatisfy { $0.fields["requestId"] == "no-engine" })
         }
     }

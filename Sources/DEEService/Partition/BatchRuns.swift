@@ -34,6 +34,25 @@ struct BatchRuns {
             .sorted { $0.startedAt != $1.startedAt ? $0.startedAt > $1.startedAt : $0.id < $1.id }
     }
 
+    /// Every run of the contact, or nil when its index names a run whose hash is gone or is another contact's
+    /// (state an operator left behind: the index query counts such an id, so only the single path answers exactly).
+    func allRuns(ofContact contact: String) -> [Run]? {
+        var out: [Run] = []
+        for id in Set(byContact[contact] ?? []) {
+            guard let run = run(id), run.contactId == contact else { return nil }
+            out.append(run)
+        }
+        return out
+    }
+
+    /// listRuns by contact (SPEC 6) from the group's view: matching runs in listRuns order, `total` exact.
+    func listRuns(_ filter: RunFilter, contact: String, limit: Int, offset: Int) -> JSONValue? {
+        guard let runs = allRuns(ofContact: contact) else { return nil }
+        let matching = runs.filter { filter.matches($0) }.sorted { PartitionReads.listOrder($0.id, $1.id) }
+        let page = matching.dropFirst(offset).prefix(limit).map(\.wire)
+        return ["runs": .array(Array(page)), "total": .int(matching.count)]
+    }
+
     /// Takes in the runs a command changed.
     mutating func apply(_ changes: [RunChange]) {
         for change in changes {

@@ -12,9 +12,10 @@ import Synchronization
 /// grouped, the group costs two or three in all, so the idempotent path costs what the plain one does (SPEC 5) and
 /// a signal between two executes does not split their batch.
 extension PartitionOwner {
-    /// Commands that read and change only runs named in the command (or the contact's open runs) and enrollment.
+    /// Commands that read and change only runs named in the command (or a contact's runs) and enrollment. A
+    /// `listRuns` joins a group only with a `contactId` (its answer is the contact's runs the group read).
     static let groupable: Set<String> = [
-        "execute", "pauseRun", "resumeRun", "cancelRun", "actionResult", "signal", "getRun",
+        "execute", "pauseRun", "resumeRun", "cancelRun", "actionResult", "signal", "getRun", "listRuns",
     ]
 
     /// The run of entries from `start` that can take the grouped path: groupable, on one partition, not yet
@@ -81,6 +82,8 @@ extension PartitionOwner {
                     runIds.append(runId)
                 case .signal(.contact(let contactId), _, _, _):
                     contacts.append(contactId)
+                case .listRuns(let filter, _, _):
+                    if let contactId = filter.contactId { contacts.append(contactId) }
                 default:
                     break
                 }
@@ -114,10 +117,17 @@ extension PartitionOwner {
             try Failure.throwIfTransient(replies)
             for (id, run) in zip(more, try PartitionStore.runs(replies)) { batch.fetched(id, run) }
         }
-        // A signal to a contact with more runs than were read goes alone, and the group stops before it.
+        // A signal to a contact with more runs than were read goes alone, and the group stops before it; so does
+        // a listRuns without contactId (answered by the index query), or of a contact whose index names a run that
+        // is gone (the query counts it).
         if let cut = items.firstIndex(where: {
-            if case .signal(.contact(let c), _, _, _) = $0.request { return crowded.contains(c) }
-            return false
+            switch $0.request {
+            case .signal(.contact(let c), _, _, _): return crowded.contains(c)
+            case .listRuns(let filter, _, _):
+                guard let c = filter.contactId else { return true }
+                return crowded.contains(c) || batch.allRuns(ofContact: c) == nil
+            default: return false
+            }
         }) {
             items.removeSubrange(cut...)
             if items.isEmpty { return ([], 0) }

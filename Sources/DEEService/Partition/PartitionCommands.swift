@@ -24,6 +24,11 @@ extension PartitionOwner {
             if let batch { return batch.run(runId).map { .ok($0.wire) } ?? .error(reads.notFound(runId)) }
             return try reads.getRun(runId, redis)
         case .listRuns(let filter, let limit, let offset):
+            if let batch, let contact = filter.contactId,
+                let page = batch.listRuns(filter, contact: contact, limit: limit, offset: offset)
+            {
+                return .ok(page)
+            }
             return try reads.listRuns(filter, limit: limit, offset: offset, partitions: [partition], redis)
         case .getAudit(let runId, let limit):
             return try reads.getAudit(runId, limit: limit, redis)
