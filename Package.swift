@@ -117,6 +117,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RedisTests", dependencies: ["Redis", "DEETestSupport"], swiftSettings: swiftSettings),
+        // The cluster client against a real local cluster (six redis-server processes started by the tests).
+        .testTarget(name: "RedisClusterTests", dependencies: ["Redis", "DEETestSupport"], swiftSettings: swiftSettings),
         // The async client against a real engine (in-process) and Redis: every example of the Runs API page.
         .testTarget(
             name: "DEEClientTests",

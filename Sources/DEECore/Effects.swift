@@ -242,9 +242,11 @@ public struct RunChange: Sendable, Equatable {
         self.before = created ? nil : run
     }
 
-    /// The stored fields to write (set) and to remove (deleted): all of them for a new run, else the changes.
-    /// Fields are compared as typed values and printed only when they changed (printing the variables and the
-    /// contact of both versions of every run was a tenth of a tick's engine time).
+    /// The stored fields to write (set) and to remove (deleted), by their layout-2 names (``Run/storedNames``):
+    /// all of them for a new run, else the changes. Fields are compared as typed values and printed only when they
+    /// changed (printing the variables and the contact of both versions of every run was a tenth of a tick's
+    /// engine time). A deleted field is listed under both its names, so that a run hash still in layout 1 (before
+    /// `dee migrate` reached it) keeps no stale long-named value for a reader to fall back to.
     public var fieldChanges: (set: [(String, String)], deleted: [String]) {
         guard let old = before else {
             return (run.storedFields.compactMap { field, value in value.map { (field, $0) } }, [])
@@ -252,34 +254,47 @@ public struct RunChange: Sendable, Equatable {
         let r = run
         var set: [(String, String)] = []
         var deleted: [String] = []
-        func diff(_ field: String, _ changed: Bool, _ value: @autoclosure () -> String?) {
+        func diff(_ field: String, _ long: String, _ changed: Bool, _ value: @autoclosure () -> String?) {
             guard changed else { return }
-            if let v = value() { set.append((field, v)) } else { deleted.append(field) }
+            if let v = value() {
+                set.append((field, v))
+            } else {
+                deleted.append(field)
+                deleted.append(long)
+            }
         }
-        // The fields of Run.storedFields, in its order (RunTests checks the two agree).
-        diff("id", r.id != old.id, r.id)
-        diff("planId", r.planId != old.planId, r.planId)
-        diff("planVersion", r.planVersion != old.planVersion, String(r.planVersion))
-        diff("contactId", r.contactId != old.contactId, r.contactId)
-        diff("status", r.status != old.status, r.status.rawValue)
-        diff("currentStep", r.currentStep != old.currentStep, r.currentStep)
-        diff("stepsCompleted", r.stepsCompleted != old.stepsCompleted, String(r.stepsCompleted))
-        diff("stepsRemaining", r.stepsRemaining != old.stepsRemaining, String(r.stepsRemaining))
-        diff("startTick", r.startTick != old.startTick, String(r.startTick))
-        diff("currentTick", r.currentTick != old.currentTick, String(r.currentTick))
-        diff("startedAt", r.startedAt != old.startedAt, String(r.startedAt))
-        diff("completedAt", r.completedAt != old.completedAt, r.completedAt.map { String($0) })
-        diff("outcome", r.outcome != old.outcome, r.outcome)
-        diff("variables", r.variables != old.variables, JSONValue.object(r.variables).canonical)
-        diff("error", r.error != old.error, r.error)
-        diff("contact", r.contact != old.contact, JSONValue.object(r.contact).canonical)
-        diff("pausedFrom", r.pausedFrom != old.pausedFrom, r.pausedFrom?.rawValue)
-        diff("due", r.due != old.due, r.due.map { String($0) })
-        diff("attempt", r.attempt != old.attempt, r.attempt == 0 ? nil : String(r.attempt))
-        diff("awaitKey", r.awaitKey != old.awaitKey, r.awaitKey)
-        diff("deferred", r.deferred != old.deferred, r.deferred.isEmpty ? nil : JSONValue.array(r.deferred).canonical)
-        diff("auditHead", r.auditHead != old.auditHead, r.auditHead)
-        diff("auditCount", r.auditCount != old.auditCount, String(r.auditCount))
+        // The fields of Run.storedFields, in its order (RunTests checks the two agree). A field stored relative to
+        // another (currentTick to startTick, startedAt to the id) is compared in its stored form.
+        let impliedStart = Run.startedAt(impliedBy: r.id)
+        let oldImpliedStart = Run.startedAt(impliedBy: old.id)
+        diff("p", "planId", r.planId != old.planId, r.planId)
+        diff("v", "planVersion", r.planVersion != old.planVersion, String(r.planVersion))
+        diff("c", "contactId", r.contactId != old.contactId, r.contactId)
+        diff("s", "status", r.status != old.status, r.status.rawValue)
+        diff("st", "currentStep", r.currentStep != old.currentStep, r.currentStep)
+        diff("n", "stepsCompleted", r.stepsCompleted != old.stepsCompleted, Run.nonZero(r.stepsCompleted))
+        diff("r", "stepsRemaining", r.stepsRemaining != old.stepsRemaining, Run.nonZero(r.stepsRemaining))
+        diff("t0", "startTick", r.startTick != old.startTick, Run.nonZero(r.startTick))
+        diff(
+            "t", "currentTick", r.currentTick != old.currentTick || r.startTick != old.startTick,
+            r.currentTick == r.startTick ? nil : String(r.currentTick))
+        diff(
+            "sa", "startedAt", r.startedAt != old.startedAt || impliedStart != oldImpliedStart,
+            impliedStart == r.startedAt ? nil : String(r.startedAt))
+        diff("ca", "completedAt", r.completedAt != old.completedAt, r.completedAt.map { String($0) })
+        diff("o", "outcome", r.outcome != old.outcome, r.outcome)
+        diff(
+            "vr", "variables", r.variables != old.variables,
+            r.variables.isEmpty ? nil : JSONValue.object(r.variables).canonical)
+        diff("e", "error", r.error != old.error, r.error)
+        diff("ct", "contact", r.contact != old.contact, r.contact.isEmpty ? nil : JSONValue.object(r.contact).canonical)
+        diff("pf", "pausedFrom", r.pausedFrom != old.pausedFrom, r.pausedFrom?.rawValue)
+        diff("d", "due", r.due != old.due, r.due.map { String($0) })
+        diff("at", "attempt", r.attempt != old.attempt, Run.nonZero(r.attempt))
+        diff("k", "awaitKey", r.awaitKey != old.awaitKey, r.awaitKey)
+        diff("df", "deferred", r.deferred != old.deferred, r.deferred.isEmpty ? nil : JSONValue.array(r.deferred).canonical)
+        diff("h", "auditHead", r.auditHead != old.auditHead, r.auditHead == Run.genesis ? nil : r.auditHead)
+        diff("a", "auditCount", r.auditCount != old.auditCount, Run.nonZero(r.auditCount))
         return (set, deleted)
     }
 }

@@ -114,47 +114,82 @@ public struct Run: Sendable, Equatable {
         ])
     }
 
-    // MARK: - Storage form: one Redis hash per run, one field per attribute, absent when null.
+    // MARK: - Storage form: one Redis hash per run, short field names, defaults and derived fields absent.
 
-    /// Every stored field; nil values are to be deleted from the hash.
+    /// The stored attributes: the field name of layout 2 (docs/MEMORY.md) and of layout 1, the one before it. Layout
+    /// 2 stores a field only when it differs from its default (absent: 0, `{}`, `[]`, null; `currentTick` absent when
+    /// it equals `startTick`) and never stores `id` (the key holds it) or `startedAt` when it is the id's first 13
+    /// digits, as it always is for a run the engine created. A reader takes the short name, else the long one, else
+    /// the default, so a layout-1 hash, or one a layout-2 writer updated in part, reads the same (see `fieldChanges`:
+    /// a deletion removes both names).
+    public static let storedNames: [(short: String, long: String)] = [
+        ("p", "planId"), ("v", "planVersion"), ("c", "contactId"), ("s", "status"), ("st", "currentStep"),
+        ("n", "stepsCompleted"), ("r", "stepsRemaining"), ("t0", "startTick"), ("t", "currentTick"),
+        ("sa", "startedAt"), ("ca", "completedAt"), ("o", "outcome"), ("vr", "variables"), ("e", "error"),
+        ("ct", "contact"), ("pf", "pausedFrom"), ("d", "due"), ("at", "attempt"), ("k", "awaitKey"),
+        ("df", "deferred"), ("h", "auditHead"), ("a", "auditCount"),
+    ]
+
+    /// Layout-1 field names that layout 2 never writes.
+    public static let legacyOnlyNames = ["id"]
+
+    /// The startedAt a run id implies: its first 13 digits (nil when the id is no run id).
+    public static func startedAt(impliedBy id: String) -> Int64? {
+        RunID.components(of: id).map { Int64(clamping: $0.ms) }
+    }
+
+    /// A number field's stored form: nil (absent) when it is 0.
+    static func nonZero(_ n: Int) -> String? { n == 0 ? nil : String(n) }
+
+    /// Every stored field, by its short name, in ``storedNames``' order; nil values are to be deleted from the hash.
     public var storedFields: [(String, String?)] {
         [
-            ("id", id), ("planId", planId), ("planVersion", String(planVersion)), ("contactId", contactId),
-            ("status", status.rawValue), ("currentStep", currentStep),
-            ("stepsCompleted", String(stepsCompleted)), ("stepsRemaining", String(stepsRemaining)),
-            ("startTick", String(startTick)), ("currentTick", String(currentTick)),
-            ("startedAt", String(startedAt)), ("completedAt", completedAt.map { String($0) }),
-            ("outcome", outcome), ("variables", JSONValue.object(variables).canonical), ("error", error),
-            ("contact", JSONValue.object(contact).canonical), ("pausedFrom", pausedFrom?.rawValue),
-            ("due", due.map { String($0) }), ("attempt", attempt == 0 ? nil : String(attempt)),
-            ("awaitKey", awaitKey), ("deferred", deferred.isEmpty ? nil : JSONValue.array(deferred).canonical),
-            ("auditHead", auditHead), ("auditCount", String(auditCount)),
+            ("p", planId), ("v", String(planVersion)), ("c", contactId), ("s", status.rawValue), ("st", currentStep),
+            ("n", Self.nonZero(stepsCompleted)), ("r", Self.nonZero(stepsRemaining)), ("t0", Self.nonZero(startTick)),
+            ("t", currentTick == startTick ? nil : String(currentTick)),
+            ("sa", Self.startedAt(impliedBy: id) == startedAt ? nil : String(startedAt)),
+            ("ca", completedAt.map { String($0) }), ("o", outcome),
+            ("vr", variables.isEmpty ? nil : JSONValue.object(variables).canonical), ("e", error),
+            ("ct", contact.isEmpty ? nil : JSONValue.object(contact).canonical), ("pf", pausedFrom?.rawValue),
+            ("d", due.map { String($0) }), ("at", Self.nonZero(attempt)), ("k", awaitKey),
+            ("df", deferred.isEmpty ? nil : JSONValue.array(deferred).canonical),
+            ("h", auditHead == Run.genesis ? nil : auditHead), ("a", Self.nonZero(auditCount)),
         ]
     }
 
-    /// Reads a run back from its hash. Nil when required fields are missing or malformed.
-    public init?(fields f: [String: String]) {
-        guard let id = f["id"], let planId = f["planId"], let v = f["planVersion"].flatMap({ Int($0) }),
-            let contactId = f["contactId"], let status = f["status"].flatMap(RunStatus.init(rawValue:)),
-            let startTick = f["startTick"].flatMap({ Int($0) }), let startedAt = f["startedAt"].flatMap({ Int64($0) })
+    /// Reads a run back from the hash stored under `id` (layout 2, layout 1, or a mix: see ``storedNames``); the id
+    /// defaults to a layout-1 hash's `id` field. Nil when required fields are missing or malformed.
+    public init?(id: String? = nil, fields f: [String: String]) {
+        func v(_ short: String, _ long: String) -> String? { f[short] ?? f[long] }
+        func int(_ short: String, _ long: String) -> Int? { v(short, long).flatMap { Int($0) } }
+        guard let id = id ?? f["id"], let planId = v("p", "planId"), let version = int("v", "planVersion"),
+            let contactId = v("c", "contactId"), let status = v("s", "status").flatMap(RunStatus.init(rawValue:)),
+            let startedAt = v("sa", "startedAt").map({ Int64($0) }) ?? Self.startedAt(impliedBy: id)
         else { return nil }
+        let startTick: Int
+        if let text = v("t0", "startTick") {
+            guard let n = Int(text) else { return nil }
+            startTick = n
+        } else {
+            startTick = 0
+        }
         self.init(
-            id: id, planId: planId, planVersion: v, contactId: contactId,
-            contact: f["contact"].flatMap(JSONValue.parse)?.object ?? [:], status: status,
-            currentStep: f["currentStep"], stepsRemaining: f["stepsRemaining"].flatMap { Int($0) } ?? 0,
+            id: id, planId: planId, planVersion: version, contactId: contactId,
+            contact: v("ct", "contact").flatMap(JSONValue.parse)?.object ?? [:], status: status,
+            currentStep: v("st", "currentStep"), stepsRemaining: int("r", "stepsRemaining") ?? 0,
             startTick: startTick, startedAt: startedAt,
-            variables: f["variables"].flatMap(JSONValue.parse)?.object ?? [:])
-        stepsCompleted = f["stepsCompleted"].flatMap { Int($0) } ?? 0
-        currentTick = f["currentTick"].flatMap { Int($0) } ?? startTick
-        completedAt = f["completedAt"].flatMap { Int64($0) }
-        outcome = f["outcome"]
-        error = f["error"]
-        pausedFrom = f["pausedFrom"].flatMap(RunStatus.init(rawValue:))
-        due = f["due"].flatMap { Int($0) }
-        attempt = f["attempt"].flatMap { Int($0) } ?? 0
-        awaitKey = f["awaitKey"]
-        deferred = f["deferred"].flatMap(JSONValue.parse)?.array ?? []
-        auditHead = f["auditHead"] ?? Run.genesis
-        auditCount = f["auditCount"].flatMap { Int($0) } ?? 0
+            variables: v("vr", "variables").flatMap(JSONValue.parse)?.object ?? [:])
+        stepsCompleted = int("n", "stepsCompleted") ?? 0
+        currentTick = int("t", "currentTick") ?? startTick
+        completedAt = v("ca", "completedAt").flatMap { Int64($0) }
+        outcome = v("o", "outcome")
+        error = v("e", "error")
+        pausedFrom = v("pf", "pausedFrom").flatMap(RunStatus.init(rawValue:))
+        due = int("d", "due")
+        attempt = int("at", "attempt") ?? 0
+        awaitKey = v("k", "awaitKey")
+        deferred = v("df", "deferred").flatMap(JSONValue.parse)?.array ?? []
+        auditHead = v("h", "auditHead") ?? Run.genesis
+        auditCount = int("a", "auditCount") ?? 0
     }
 }

@@ -38,7 +38,11 @@ public final class Engine: Service, Sendable {
     /// Checks the partition count stored in Redis (SPEC 8: fixed per deployment), storing it on first start.
     public static func checkPartitions(_ config: EngineConfiguration, _ redis: RedisConnection) throws {
         let keys = Keys(prefix: config.prefix)
-        try redis.call(["HSETNX", keys.meta, "partitions", String(config.partitions)])
+        // A new deployment is written in the current layout from its first run; one started before `layout` was
+        // recorded is layout 1 until `dee migrate` finishes (engines read both meanwhile).
+        if try redis.call(["HSETNX", keys.meta, "partitions", String(config.partitions)]).int == 1 {
+            try redis.call(["HSETNX", keys.meta, "layout", String(Layout.current)])
+        }
         let stored = try redis.call(["HGET", keys.meta, "partitions"]).int
         guard stored == config.partitions else {
             throw EngineError(

@@ -81,8 +81,9 @@ struct PartitionReads: Sendable {
             }
         }
         // The page's runs, from whichever partitions hold them, in one pipeline.
-        let reads = ids.flatMap { id in RunID.partition(of: id).map { store($0).loadCommands([id]) } ?? [] }
-        let runs = try PartitionStore.runs(redis.pipeline(reads)).compactMap { $0?.wire }
+        let located = ids.compactMap { id in RunID.partition(of: id).map { (id, store($0).loadCommands([id])) } }
+        let runs = try PartitionStore.runs(redis.pipeline(located.flatMap(\.1)), ids: located.map(\.0))
+            .compactMap { $0?.wire }
         return .ok(["runs": .array(runs), "total": .int(total)])
     }
 

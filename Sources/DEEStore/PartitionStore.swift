@@ -20,22 +20,23 @@ public struct PartitionStore: Sendable {
 
     public func loadRuns(_ ids: [String], _ redis: RedisConnection) throws -> [Run?] {
         if ids.isEmpty { return [] }
-        return try Self.runs(redis.pipeline(loadCommands(ids)))
+        return try Self.runs(redis.pipeline(loadCommands(ids)), ids: ids)
     }
 
     /// The reads of ``loadRuns(_:_:)``, for callers that pipeline them with other commands.
     public func loadCommands(_ ids: [String]) -> [[String]] { ids.map { ["HGETALL", keys.run($0)] } }
 
-    /// Runs from `HGETALL` replies (nil for a missing or unreadable run).
-    public static func runs(_ replies: [RESPValue]) throws -> [Run?] {
-        try replies.map { reply in
+    /// Runs from the `HGETALL` replies of the run ids `ids`, in order (nil for a missing or unreadable run). The
+    /// id is not stored in the hash (layout 2): the caller's list names each reply's run.
+    public static func runs(_ replies: [RESPValue], ids: [String]) throws -> [Run?] {
+        try zip(replies, ids).map { reply, id in
             // A run key an operator overwrote with another type reads as no run (state left behind: skipped, never
             // a failure that would stop ticks); any other error is a failure.
             if case .error(let e) = reply {
                 if e.hasPrefix("WRONGTYPE") { return nil }
                 throw RedisError(.server, e)
             }
-            return Run(fields: reply.pairs)
+            return Run(id: id, fields: reply.pairs)
         }
     }
 

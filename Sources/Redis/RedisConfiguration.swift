@@ -1,4 +1,4 @@
-/// Where and how to connect: parsed from `redis://[user:password@]host:port[/db]`.
+/// Where and how to connect: parsed from `redis://[user:password@]host:port[/db][?cluster=1]`.
 ///
 /// The password never appears in a description, a debug description, a mirror (`dump`), ``displayURL`` or an
 /// error: print the configuration freely.
@@ -12,6 +12,9 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible, 
     public var password: String?
     /// Socket timeout for every call. Callers that block (`XREADGROUP BLOCK`) must block for less than this.
     public var timeoutSeconds: Double
+    /// The server is one node of a Redis Cluster: use ``RedisClusterConnection``, which routes each command to the
+    /// master of its key's slot. A cluster has database 0 only.
+    public var cluster: Bool
 
     public init(
         host: String = "127.0.0.1",
@@ -19,7 +22,8 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible, 
         database: Int = 0,
         username: String? = nil,
         password: String? = nil,
-        timeoutSeconds: Double = 10
+        timeoutSeconds: Double = 10,
+        cluster: Bool = false
     ) {
         self.host = host
         self.port = port
@@ -27,11 +31,16 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible, 
         self.username = username
         self.password = password
         self.timeoutSeconds = timeoutSeconds
+        self.cluster = cluster
     }
 
-    /// Parses `redis://[user:password@]host[:port][/db]`. User and password are percent-decoded (`p%40ss` is
-    /// `p@ss`), as in any URL; a raw `@`, `:` or `/` inside the password still works (the last `@` ends it).
-    /// No error message contains the password, nor the user information at all.
+    /// Parses `redis://[user:password@]host[:port][/db][?cluster=1]`. User and password are percent-decoded
+    /// (`p%40ss` is `p@ss`), as in any URL; a raw `@`, `:` or `/` inside the password still works (the last `@`
+    /// ends it). No error message contains the password, nor the user information at all.
+    ///
+    /// The query after the address takes one parameter, `cluster` (`1`, `true`, `yes`, or `0`, `false`, `no`); any
+    /// other is an error, so a typo does not go unnoticed. A cluster URL with a database other than 0 is an error:
+    /// Redis Cluster has database 0 only.
     public init(url: String, timeoutSeconds: Double = 10) throws(RedisError) {
         guard url.hasPrefix("redis://") else {
             throw RedisError(.configuration, "URL must start with redis:// (got \(Self.redacted(url)))")
@@ -62,6 +71,11 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible, 
             }
             password = decoded
         }
+        var cluster = false
+        if let question = rest.firstIndex(of: "?") {
+            cluster = try Self.clusterParameter(rest[rest.index(after: question)...])
+            rest = rest[..<question]
+        }
         var database = 0
         if let slash = rest.firstIndex(of: "/") {
             let dbText = rest[rest.index(after: slash)...]
@@ -84,21 +98,44 @@ public struct RedisConfiguration: Sendable, Equatable, CustomStringConvertible, 
         }
         if host.isEmpty { host = "127.0.0.1" }
         if host == "localhost" { host = "127.0.0.1" }
+        if cluster, database != 0 {
+            throw RedisError(
+                .configuration,
+                "a Redis Cluster has database 0 only: remove /\(database) from the URL, or leave out cluster=1")
+        }
         self.init(
             host: host, port: port, database: database, username: username, password: password,
-            timeoutSeconds: timeoutSeconds)
+            timeoutSeconds: timeoutSeconds, cluster: cluster)
     }
 
     /// The URL form, with the password hidden, for logs.
     public var displayURL: String {
         let auth = password == nil ? "" : "\(username ?? ""):***@"
-        return "redis://\(auth)\(host):\(port)/\(database)"
+        return "redis://\(auth)\(host):\(port)/\(database)" + (cluster ? "?cluster=1" : "")
     }
 
     public var description: String { displayURL }
     public var debugDescription: String { "RedisConfiguration(\(displayURL), timeout \(timeoutSeconds) s)" }
     public var customMirror: Mirror {
         Mirror(self, children: ["url": displayURL, "timeoutSeconds": timeoutSeconds], displayStyle: .struct)
+    }
+
+    /// The `cluster` flag of a URL's query (`cluster=1`); any other parameter is an error.
+    private static func clusterParameter(_ query: Substring) throws(RedisError) -> Bool {
+        var cluster = false
+        for parameter in query.split(separator: "&") {
+            let parts = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let value = parts.count > 1 ? parts[1].lowercased() : "1"
+            guard parts[0] == "cluster" else {
+                throw RedisError(.configuration, "unknown URL parameter \(parts[0]) (the only one is cluster=1)")
+            }
+            switch value {
+            case "1", "true", "yes": cluster = true
+            case "0", "false", "no": cluster = false
+            default: throw RedisError(.configuration, "cluster= in the URL must be 1 or 0 (got \(value))")
+            }
+        }
+        return cluster
     }
 
     /// `text` with its user information (anything before the last `@`, after any `scheme://`) replaced by `***`.

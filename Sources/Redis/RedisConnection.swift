@@ -120,6 +120,15 @@ public final class RedisConnection: @unchecked Sendable {
         } while cursor != "0"
     }
 
+    /// Connects now if not connected (waiting out the reconnect backoff, as any call does), sending nothing else.
+    /// A failure here means no command was sent, so a caller may safely send it elsewhere: the cluster client
+    /// re-discovers the slot map and retries then, whereas an I/O error after sending leaves unknown what ran.
+    public func connect() throws(RedisError) {
+        lock.lock()
+        defer { lock.unlock() }
+        _ = try connectedContext()
+    }
+
     /// Drops the connection; the next call reconnects.
     public func close() {
         lock.lock()

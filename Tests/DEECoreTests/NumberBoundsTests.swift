@@ -359,11 +359,11 @@ struct NumberBoundsTests {
         let plan = Fixtures.plan(Fixtures.linearJSON)
         var fields = Dictionary(
             uniqueKeysWithValues: Fixtures.startedRun().run.storedFields.compactMap { k, v in v.map { (k, $0) } })
-        fields["stepsCompleted"] = String(Int.max)
-        fields["auditCount"] = String(Int.max)
-        fields["due"] = String(Int.max - 1)
-        fields["currentTick"] = String(Int.max - 1)
-        let run = try #require(Run(fields: fields))
+        fields["n"] = String(Int.max)
+        fields["a"] = String(Int.max)
+        fields["d"] = String(Int.max - 1)
+        fields["t"] = String(Int.max - 1)
+        let run = try #require(Run(id: Fixtures.startedRun().run.id, fields: fields))
         let change = try #require(
             Stepper.tick(run: run, plan: plan, context: Fixtures.context(clock: Int.max - 1), signer: signer))
         #expect(change.run.stepsCompleted == Int.max)

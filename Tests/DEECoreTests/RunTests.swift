@@ -32,54 +32,132 @@ struct RunTests {
         return out
     }
 
+    /// A run hash as layout 1 wrote it (long names, every field but nulls), the form `dee migrate` converts.
+    static func legacyFields(_ r: Run) -> [String: String] {
+        let all: [(String, String?)] = [
+            ("id", r.id), ("planId", r.planId), ("planVersion", String(r.planVersion)), ("contactId", r.contactId),
+            ("status", r.status.rawValue), ("currentStep", r.currentStep),
+            ("stepsCompleted", String(r.stepsCompleted)), ("stepsRemaining", String(r.stepsRemaining)),
+            ("startTick", String(r.startTick)), ("currentTick", String(r.currentTick)),
+            ("startedAt", String(r.startedAt)), ("completedAt", r.completedAt.map { String($0) }),
+            ("outcome", r.outcome), ("variables", JSONValue.object(r.variables).canonical), ("error", r.error),
+            ("contact", JSONValue.object(r.contact).canonical), ("pausedFrom", r.pausedFrom?.rawValue),
+            ("due", r.due.map { String($0) }), ("attempt", r.attempt == 0 ? nil : String(r.attempt)),
+            ("awaitKey", r.awaitKey), ("deferred", r.deferred.isEmpty ? nil : JSONValue.array(r.deferred).canonical),
+            ("auditHead", r.auditHead), ("auditCount", String(r.auditCount)),
+        ]
+        return Dictionary(uniqueKeysWithValues: all.compactMap { k, v in v.map { (k, $0) } })
+    }
+
     @Test func storedFieldsRoundTripAFullRun() throws {
         let run = Self.fullRun()
-        let back = try #require(Run(fields: Self.fields(run)))
+        let back = try #require(Run(id: run.id, fields: Self.fields(run)))
         #expect(back == run)
     }
 
     @Test func storedFieldsRoundTripAFreshRun() throws {
         let change = Fixtures.startedRun()
-        let back = try #require(Run(fields: Self.fields(change.run)))
+        let back = try #require(Run(id: change.run.id, fields: Self.fields(change.run)))
         #expect(back == change.run)
     }
 
     @Test func storedFieldsRoundTripATerminalRun() throws {
         var run = Fixtures.startedRun().run
         Transitions.finish(&run, status: .completed, outcome: "done", context: Fixtures.context(clock: 6))
-        let back = try #require(Run(fields: Self.fields(run)))
+        let back = try #require(Run(id: run.id, fields: Self.fields(run)))
         #expect(back == run)
         #expect(back.currentStep == nil)
         #expect(back.due == nil)
     }
 
-    @Test func nullFieldsAreDeletedNotStoredEmpty() {
+    @Test func aStartedAtOtherThanTheIdsMillisecondIsStored() throws {
+        var run = Self.fullRun()
+        run.startedAt += 1
+        #expect(Self.fields(run)["sa"] == String(run.startedAt))
+        #expect(Run(id: run.id, fields: Self.fields(run)) == run)
+        #expect(Self.fields(Self.fullRun())["sa"] == nil)
+    }
+
+    @Test func layoutOneHashesReadTheSame() throws {
+        var terminal = Fixtures.startedRun().run
+        Transitions.finish(&terminal, status: .completed, outcome: "done", context: Fixtures.context(clock: 6))
+        for run in [Self.fullRun(), Fixtures.startedRun().run, terminal] {
+            #expect(Run(fields: Self.legacyFields(run)) == run)
+            #expect(Run(id: run.id, fields: Self.legacyFields(run)) == run)
+        }
+    }
+
+    /// A layout-1 hash updated by this engine (only the changed fields, by short name) reads as the new run: set
+    /// fields win over their long names, deleted ones are deleted under both names.
+    @Test func aLayoutOneHashUpdatedInPartReadsTheNewRun() throws {
+        var before = Self.fullRun()
+        before.status = .waiting
+        before.pausedFrom = nil
+        let change = {
+            var c = RunChange(run: before)
+            c.run.status = .active
+            c.run.attempt = 0
+            c.run.stepsCompleted = 0
+            c.run.currentTick = c.run.startTick
+            c.run.awaitKey = nil
+            c.run.variables = [:]
+            c.run.auditCount = 10
+            return c
+        }()
+        var hash = Self.legacyFields(before)
+        let (set, deleted) = change.fieldChanges
+        for k in deleted { hash[k] = nil }
+        for (k, v) in set { hash[k] = v }
+        #expect(Set(deleted).isSuperset(of: ["at", "attempt", "n", "stepsCompleted", "k", "awaitKey", "vr", "variables"]))
+        #expect(Run(id: before.id, fields: hash) == change.run)
+    }
+
+    @Test func fieldChangesWriteWhatAFullWriteWould() throws {
+        var change = RunChange(run: Self.fullRun())
+        change.run.startTick = 17
+        change.run.status = .waiting
+        change.run.pausedFrom = nil
+        var hash = Self.fields(Self.fullRun())
+        let (set, deleted) = change.fieldChanges
+        for k in deleted { hash[k] = nil }
+        for (k, v) in set { hash[k] = v }
+        #expect(hash == Self.fields(change.run), "currentTick is stored relative to startTick")
+    }
+
+    @Test func nullAndDefaultFieldsAreDeletedNotStored() {
         let run = Fixtures.startedRun().run
         let stored = Dictionary(run.storedFields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })
         #expect(run.storedFields.count == stored.count, "no field appears twice")
-        for key in ["completedAt", "outcome", "error", "pausedFrom", "attempt", "awaitKey", "deferred"] {
+        #expect(run.storedFields.map(\.0) == Run.storedNames.map(\.short), "every stored name, in order")
+        for key in ["ca", "o", "e", "pf", "at", "k", "df", "n", "t", "sa"] {
             #expect(stored[key] != nil, "\(key) is listed, so that it is deleted")
-            #expect(stored[key]! == nil, "\(key) is nil for a fresh run")
+            #expect(stored[key]! == nil, "\(key) is nil or its default for a fresh run")
         }
-        #expect(stored["status"]! == "active")
-        #expect(stored["variables"]! == #"{"tier":"gold"}"#)
-        #expect(stored["auditCount"]! == "1")
+        #expect(stored["s"]! == "active")
+        #expect(stored["vr"]! == #"{"tier":"gold"}"#)
+        #expect(stored["a"]! == "1")
     }
 
     @Test func initFromFieldsNeedsTheRequiredFields() {
-        let good = Self.fields(Self.fullRun())
-        #expect(Run(fields: good) != nil)
-        for key in ["id", "planId", "planVersion", "contactId", "status", "startTick", "startedAt"] {
+        let run = Self.fullRun()
+        let good = Self.fields(run)
+        #expect(Run(id: run.id, fields: good) != nil)
+        #expect(Run(fields: good) == nil, "no id: a layout-2 hash is read with its key's id")
+        for key in ["p", "v", "c", "s"] {
             var f = good
             f[key] = nil
-            #expect(Run(fields: f) == nil, "without \(key)")
+            #expect(Run(id: run.id, fields: f) == nil, "without \(key)")
         }
+        #expect(Run(id: "not-a-run-id", fields: good) == nil, "no startedAt and none implied by the id")
         var badStatus = good
-        badStatus["status"] = "running"
-        #expect(Run(fields: badStatus) == nil)
+        badStatus["s"] = "running"
+        #expect(Run(id: run.id, fields: badStatus) == nil)
         var badVersion = good
-        badVersion["planVersion"] = "v3"
-        #expect(Run(fields: badVersion) == nil)
+        badVersion["v"] = "v3"
+        #expect(Run(id: run.id, fields: badVersion) == nil)
+        var badStart = good
+        badStart["t0"] = "x"
+        #expect(Run(id: run.id, fields: badStart) == nil)
     }
 
     @Test func initFromFieldsDefaultsOptionalFields() throws {

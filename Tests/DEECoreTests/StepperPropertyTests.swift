@@ -118,9 +118,15 @@ struct StepperPropertyTests {
                 var set: [(String, String)] = []
                 var deleted: [String] = []
                 let old = change.before.map { Dictionary($0.storedFields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a }) }
+                let long = Dictionary(uniqueKeysWithValues: Run.storedNames.map { ($0.short, $0.long) })
                 for (field, value) in change.run.storedFields {
                     if let old, old[field] == value { continue }
-                    if let value { set.append((field, value)) } else if old != nil { deleted.append(field) }
+                    if let value {
+                        set.append((field, value))
+                    } else if old != nil {
+                        // Under both names: a layout-1 hash keeps no stale long-named value.
+                        deleted += [field, long[field] ?? field]
+                    }
                 }
                 let got = change.fieldChanges
                 #expect(got.set.map { "\($0.0)=\($0.1)" } == set.map { "\($0.0)=\($0.1)" })

@@ -178,11 +178,11 @@ struct AccessControlTests {
                 #expect(r.ok || ["invalid_transition", "not_found"].contains(r.error ?? ""), "\(type): \(r.fields)")
             }
             #expect(try ops.call("stats").ok)
-            #expect(try op.call(["HGETALL", "\(prefix):{0}:run:\(runId)"]).pairs["contactId"] == "c-alice")
+            #expect(try op.call(["HGETALL", "\(prefix):{0}:run:\(runId)"]).pairs["c"] == "c-alice")
             #expect(!(try op.call(["LRANGE", "\(prefix):{0}:audit:\(runId)", "0", "-1"]).array ?? []).isEmpty)
             #expect(Self.isNoPerm { try op.call(["XADD", "\(prefix):commands:alice", "*", "type", "stats"]) })
             #expect(Self.isNoPerm { try op.call(["XADD", "\(prefix):{0}:inbox", "*", "type", "stats"]) })
-            #expect(Self.isNoPerm { try op.call(["HSET", "\(prefix):{0}:run:\(runId)", "status", "completed"]) })
+            #expect(Self.isNoPerm { try op.call(["HSET", "\(prefix):{0}:run:\(runId)", "s", "completed"]) })
 
             // A trusted service's plain XADD to the ingress keeps its own actor.
             let service = DEEClient(redis: admin, prefix: prefix)

@@ -178,22 +178,22 @@ import Testing
                 let v = try Self.verify(client, ids[i])
                 #expect(v.valid == false && v.brokenAt == at && v.entries == n, "\(what): \(v)")
             }
-            try env.redis.call(["HSET", run(0), "auditHead", String(repeating: "a", count: 64)])
+            try env.redis.call(["HSET", run(0), "h", String(repeating: "a", count: 64)])
             try expectBroken(0, at: n, "head edited")
-            try env.redis.call(["HSET", run(1), "auditCount", String(n + 1)])
+            try env.redis.call(["HSET", run(1), "a", String(n + 1)])
             try expectBroken(1, at: n, "count raised")
-            try env.redis.call(["HSET", run(2), "auditCount", String(n - 1)])
+            try env.redis.call(["HSET", run(2), "a", String(n - 1)])
             try expectBroken(2, at: n - 1, "count lowered")
-            try env.redis.call(["HDEL", run(3), "auditHead", "auditCount"])
+            try env.redis.call(["HDEL", run(3), "h", "a"])
             try expectBroken(3, at: 0, "head and count removed")
             // Another run's list and chain head copied over this run's: its entries name the other run.
             try env.redis.call(["COPY", Self.auditKey(env, ids[5]), Self.auditKey(env, ids[4]), "REPLACE"])
-            let head5 = try #require(try env.redis.call(["HGET", run(5), "auditHead"]).string)
-            try env.redis.call(["HSET", run(4), "auditHead", head5])
+            let head5 = try #require(try env.redis.call(["HGET", run(5), "h"]).string)
+            try env.redis.call(["HSET", run(4), "h", head5])
             try expectBroken(4, at: 0, "another run's chain")
             // Everything removed: list, head and count.
             try env.redis.call(["DEL", Self.auditKey(env, ids[5])])
-            try env.redis.call(["HDEL", run(5), "auditHead", "auditCount"])
+            try env.redis.call(["HDEL", run(5), "h", "a"])
             let v = try Self.verify(client, ids[5])
             #expect(v.valid == false && v.brokenAt == 0 && v.entries == 0, "\(v)")
         }
@@ -212,7 +212,7 @@ import Testing
                 try env.redis.call(["LSET", key, String(i), f.storedText])
                 previous = f.checksum
             }
-            try env.redis.call(["HSET", env.key("{0}:run:\(ids[0])"), "auditHead", previous])
+            try env.redis.call(["HSET", env.key("{0}:run:\(ids[0])"), "h", previous])
             let v = try Self.verify(client, ids[0])
             #expect(v.valid == false && v.brokenAt == 1, "\(v)")
         }

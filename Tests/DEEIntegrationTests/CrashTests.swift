@@ -151,7 +151,7 @@ import Darwin
             #expect(perRunActions.values.allSatisfy { $0 == 1 })
             #expect(Set(requests.compactMap { $0["idempotencyKey"] }).count == n)
 
-            let stepped = try redis.pipeline(created.map { ["HMGET", "\(prefix):{0}:run:\($0)", "stepsCompleted", "currentStep", "currentTick"] })
+            let stepped = try redis.pipeline(created.map { ["HMGET", "\(prefix):{0}:run:\($0)", "n", "st", "t"] })
             let states = stepped.map { ($0.array ?? []).map { $0.string ?? "" } }
             #expect(states.allSatisfy { $0 == ["1", "w", "1"] }, "\(states.filter { $0 != ["1", "w", "1"] }.prefix(5))")
             let audits = try redis.pipeline(created.map { ["LLEN", "\(prefix):{0}:audit:\($0)"] })

@@ -26,10 +26,12 @@ import Testing
                     .compactMap(\.string)
             }
             if ids.isEmpty { continue }
-            let replies = try env.redis.pipeline(ids.map { ["HMGET", env.key("{\(p)}:run:\($0)"), "planId", "status", "startedAt"] })
+            // Layout 2 (docs/MEMORY.md): startedAt is the id's first 13 digits unless `sa` says otherwise.
+            let replies = try env.redis.pipeline(ids.map { ["HMGET", env.key("{\(p)}:run:\($0)"), "p", "s", "sa"] })
             for (id, reply) in zip(ids, replies) {
                 let f = (reply.array ?? []).map { $0.string ?? "" }
-                out.append(Stored(id: id, planId: f[0], status: f[1], startedAt: Int64(f[2]) ?? -1))
+                let startedAt = Int64(f[2]) ?? Run.startedAt(impliedBy: id) ?? -1
+                out.append(Stored(id: id, planId: f[0], status: f[1], startedAt: startedAt))
             }
         }
         return out

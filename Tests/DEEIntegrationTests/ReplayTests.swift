@@ -121,7 +121,7 @@ import Testing
             let id = try #require(try client.startRun("welcome", contact: ["id": "c1", "email": "x@y.z"]).id)
             try client.advanceClock(6)
             try Self.expectIdentical(client, env, id, "before tampering")
-            try env.redis.call(["HSET", env.key("{0}:run:\(id)"), "outcome", "forged"])
+            try env.redis.call(["HSET", env.key("{0}:run:\(id)"), "o", "forged"])
             let reply = try client.call("replay", ["runId": id])
             #expect(reply.ok, "\(reply.fields)")
             #expect(reply.object["identical"] as? Bool == false, "\(reply.result ?? "")")

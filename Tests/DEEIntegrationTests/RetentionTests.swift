@@ -12,7 +12,8 @@ struct RetentionTests {
         try await TestEngine.with { client, env in
             try client.register(examplePlan)
             for i in 0..<50 { _ = try client.run("welcome", "c\(i)") }
-            #expect(try env.redis.call(["XLEN", env.key("commands")]).int ?? 0 >= 51)
+            // (No check that all 51 entries are still there: on a slow machine the router may already have
+            // trimmed some while the executes ran.)
             // The router trims every few seconds; poll for it (bounded), never time it.
             let deadline = Date().addingTimeInterval(20)
             var length = Int.max

@@ -79,9 +79,9 @@ import Testing
             let replied = try client.call("getAudit", ["runId": id]).array.compactMap { $0 as? [String: Any] }
             #expect(replied.compactMap { $0["checksum"] as? String } == stored.reversed().compactMap { $0["checksum"] as? String })
             // The run hash keeps the chain head and count.
-            let head = try env.redis.call(["HGET", env.key("{0}:run:\(id)"), "auditHead"]).string
+            let head = try env.redis.call(["HGET", env.key("{0}:run:\(id)"), "h"]).string
             #expect(head == stored.last?["checksum"] as? String)
-            #expect(try env.redis.call(["HGET", env.key("{0}:run:\(id)"), "auditCount"]).int == 5)
+            #expect(try env.redis.call(["HGET", env.key("{0}:run:\(id)"), "a"]).int == 5)
             #expect(try client.call("verifyAudit", ["runId": id]).object["valid"] as? Bool == true)
         }
     }
@@ -93,13 +93,16 @@ import Testing
             let hash = try env.redis.call(["HGETALL", env.key("{0}:run:\(id)")]).array?.compactMap(\.string) ?? []
             var fields: [String: String] = [:]
             for i in stride(from: 0, to: hash.count - 1, by: 2) { fields[hash[i]] = hash[i + 1] }
-            #expect(fields["status"] == "active")
-            #expect(fields["planId"] == "welcome")
-            #expect(fields["contactId"] == "c1")
-            #expect(fields["currentStep"] == "intro")
+            // Layout 2 (docs/MEMORY.md): short names; no id (the key), no startedAt (the id's first 13 digits), no
+            // field equal to its default.
+            #expect(fields["s"] == "active")
+            #expect(fields["p"] == "welcome")
+            #expect(fields["c"] == "c1")
+            #expect(fields["st"] == "intro")
+            #expect(fields["id"] == nil && fields["sa"] == nil && fields["n"] == nil && fields["vr"] == nil)
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:status:active"), id]).string != nil)
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:contact:c1"), id]).string != nil)
-            #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:ps:welcome:\(fields["status"] ?? "")"), id]).string == fields["startedAt"])
+            #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:ps:welcome:\(fields["s"] ?? "")"), id]).string == String(id.prefix(13)))
             #expect(try env.redis.call(["HGET", env.key("{0}:enroll"), "welcome:c1"]).string == id)
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), id]).string == "1")
             _ = try client.call("cancelRun", ["runId": id, "reason": "x"])

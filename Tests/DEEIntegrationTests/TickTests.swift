@@ -406,7 +406,7 @@ import Testing
             #expect(listed.total == n)
             // Every run is on its fourth step.
             let runIds = Array(Set(events.compactMap { $0["runId"] }))
-            let replies = try env.redis.pipeline(runIds.map { ["HGET", env.key("{0}:run:\($0)"), "stepsCompleted"] })
+            let replies = try env.redis.pipeline(runIds.map { ["HGET", env.key("{0}:run:\($0)"), "n"] })
             #expect(replies.allSatisfy { $0.string == "3" })
             let t4 = try client.advanceClock()
             #expect(t4.stepped == n)

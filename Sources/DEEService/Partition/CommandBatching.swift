@@ -100,7 +100,7 @@ extension PartitionOwner {
         let found = try redis.pipeline(reads)
         try Failure.throwIfTransient(found)
         var batch = BatchRuns()
-        for (id, run) in zip(runIds, try PartitionStore.runs(Array(found[checks.count..<(checks.count + runIds.count)]))) {
+        for (id, run) in zip(runIds, try PartitionStore.runs(Array(found[checks.count..<(checks.count + runIds.count)]), ids: runIds)) {
             batch.fetched(id, run)
         }
         var crowded = Set<String>()
@@ -115,7 +115,7 @@ extension PartitionOwner {
         if !more.isEmpty {
             let replies = try redis.pipeline(store.loadCommands(more))
             try Failure.throwIfTransient(replies)
-            for (id, run) in zip(more, try PartitionStore.runs(replies)) { batch.fetched(id, run) }
+            for (id, run) in zip(more, try PartitionStore.runs(replies, ids: more)) { batch.fetched(id, run) }
         }
         // A signal to a contact with more runs than were read goes alone, and the group stops before it; so does
         // a listRuns without contactId (answered by the index query), or of a contact whose index names a run that

@@ -81,7 +81,7 @@ extension PartitionOwner {
         var nextIds: [String] = []
         do {
             try redis.sendOnly(store.loadCommands(chunks[0]))
-            var loaded = try PartitionStore.runs(redis.receive(chunks[0].count))
+            var loaded = try PartitionStore.runs(redis.receive(chunks[0].count), ids: chunks[0])
             for (i, chunk) in chunks.enumerated() {
                 // A plan version not cached yet is read from Redis: first take the reply in flight.
                 if loaded.contains(where: { $0.map { plans.cached($0.planId, version: $0.planVersion) == nil } ?? false }) {
@@ -101,7 +101,7 @@ extension PartitionOwner {
                 try collect()
                 pending = context.clock - 1
                 if let following {
-                    loaded = try PartitionStore.runs(redis.receive(following.count))
+                    loaded = try PartitionStore.runs(redis.receive(following.count), ids: following)
                 } else {
                     try collect()
                     nextIds = (try redis.receive(1)[0].array ?? []).compactMap(\.string)

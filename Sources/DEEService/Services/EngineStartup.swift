@@ -76,7 +76,16 @@ public final class EngineStartup: Sendable {
         var failures = 0
         while true {
             do {
-                try await setup.withConnection { [config] redis in try Engine.checkPartitions(config, redis) }
+                let layout = try await setup.withConnection { [config] redis in
+                    try Engine.checkPartitions(config, redis)
+                    return try LayoutMigration(keys: Keys(prefix: config.prefix), partitions: config.partitions)
+                        .layout(redis)
+                }
+                if layout < Layout.current {
+                    logger.warning(
+                        "run hashes of an older key layout: reads and writes work, run `dee migrate` to shrink them",
+                        metadata: ["layout": "\(layout)", "current": "\(Layout.current)"])
+                }
                 if failures > 0 { logger.info("Redis reachable", metadata: ["redis": "\(redis.displayURL)"]) }
                 logger.info(
                     "engine started",

@@ -39,9 +39,11 @@ if contact ~= '' then
   for _, id in ipairs(ids) do
     local ok = ceiling == '' or id < ceiling
     if ok and (plan ~= '' or #statuses > 0) then
-      local f = redis.call('HMGET', base .. ':run:' .. id, 'planId', 'status')
-      if plan ~= '' and f[1] ~= plan then ok = false end
-      if ok and #statuses > 0 and not statusSet[f[2]] then ok = false end
+      -- Layout 2's short names, else layout 1's (a run hash dee migrate has not reached yet).
+      local f = redis.call('HMGET', base .. ':run:' .. id, 'p', 's', 'planId', 'status')
+      local runPlan, runStatus = f[1] or f[3], f[2] or f[4]
+      if plan ~= '' and runPlan ~= plan then ok = false end
+      if ok and #statuses > 0 and not statusSet[runStatus] then ok = false end
     end
     if ok then
       total = total + 1

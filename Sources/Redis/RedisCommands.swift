@@ -1,0 +1,49 @@
+/// What the engine asks of a Redis connection, whether it talks to one server (``RedisConnection``) or to a cluster
+/// (``RedisClusterConnection``): so that code written against it can be given either.
+///
+/// Both are blocking, and serve one caller at a time: give each loop its own.
+public protocol RedisCommands: AnyObject, Sendable {
+    /// Where the connection goes (for a cluster: the seed node, with `cluster` set).
+    var configuration: RedisConfiguration { get }
+
+    /// Sends one command, returns its reply. A server error comes back as `.error`, not thrown.
+    func send(_ arguments: [String]) throws(RedisError) -> RESPValue
+
+    /// Sends one command and throws a server error reply.
+    @discardableResult
+    func call(_ arguments: [String]) throws(RedisError) -> RESPValue
+
+    /// Sends the commands in pipelines; replies come back in the order of `commands`, server errors as `.error`.
+    func pipeline(_ commands: [[String]]) throws(RedisError) -> [RESPValue]
+
+    /// Runs a Lua script (`EVALSHA`, with the body sent when the server does not know it).
+    func evalScript(_ source: String, keys: [String], arguments: [String]) throws(RedisError) -> RESPValue
+
+    /// Runs one script many times in one pipeline (as `EVAL`), then `then`; replies in call order.
+    func evalScriptPipelined(
+        _ source: String, calls: [(keys: [String], arguments: [String])], then: [[String]]
+    ) throws(RedisError) -> [RESPValue]
+
+    /// Writes commands without reading their replies; ``receive(_:)`` reads them later, in order.
+    func sendOnly(_ commands: [[String]]) throws(RedisError)
+
+    /// Reads `count` replies of commands sent by ``sendOnly(_:)``.
+    func receive(_ count: Int) throws(RedisError) -> [RESPValue]
+
+    /// Deletes (`UNLINK`) every key matching `pattern`, by `SCAN`.
+    func unlinkKeys(matching pattern: String) throws(RedisError)
+
+    /// Drops the connection (every node's, for a cluster); the next call reconnects.
+    func close()
+}
+
+extension RedisCommands {
+    /// ``evalScriptPipelined(_:calls:then:)`` with nothing after the scripts.
+    public func evalScriptPipelined(
+        _ source: String, calls: [(keys: [String], arguments: [String])]
+    ) throws(RedisError) -> [RESPValue] {
+        try evalScriptPipelined(source, calls: calls, then: [])
+    }
+}
+
+extension RedisConnection: RedisCommands {}

@@ -1,0 +1,55 @@
+import DEEClient
+import DEECore
+import Foundation
+import Redis
+import Testing
+
+/// Redis memory per run of state, indexes and enrollment (issue 9, docs/MEMORY.md), on the bench's run: the linear
+/// 4-step plan, a contact with id and email, no variables, status waiting. Bounded (10,000 runs), no timing.
+@Suite(.serialized) struct MemoryTests {
+    /// `MEMORY USAGE … SAMPLES 0` (exact) of every key, summed; keys of this test's deployment only, so other
+    /// tests sharing the Redis do not count (INFO's used_memory would).
+    static func usage(_ redis: RedisConnection, _ keys: [String]) throws -> Int {
+        var total = 0
+        for chunk in stride(from: 0, to: keys.count, by: 1000).map({ Array(keys[$0..<min($0 + 1000, keys.count)]) }) {
+            total += try redis.pipeline(chunk.map { ["MEMORY", "USAGE", $0, "SAMPLES", "0"] }).reduce(0) { $0 + ($1.int ?? 0) }
+        }
+        return total
+    }
+
+    static func scan(_ redis: RedisConnection, _ pattern: String) throws -> [String] {
+        var keys: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try redis.call(["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]).array ?? []
+            cursor = reply.first?.string ?? "0"
+            keys += (reply.count > 1 ? reply[1].array ?? [] : []).compactMap(\.string)
+        } while cursor != "0"
+        return keys
+    }
+
+    @Test func bytesPerRunOfTheBenchRun() async throws {
+        try await TestEngine.with { client, env in
+            try client.register(MigrationTests.benchPlan)
+            let n = 10_000
+            let contacts = (0..<n).map { #"{"id":"b\#($0)","email":"x@y.z"}"# }.joined(separator: ",")
+            let r = try client.call(
+                "bulkExecute", ["planId": "bench", "contacts": "[\(contacts)]", "batchSize": "1000"], timeout: 120)
+            #expect(r.object["created"] as? Int == n, "\(r.fields)")
+            _ = try client.advanceClock(2)
+            #expect(try client.call("listRuns", ["status": "waiting", "limit": "1"]).total == n)
+            let base = env.key("{0}")
+            let runs = try Self.usage(env.redis, try Self.scan(env.redis, "\(base):run:*"))
+            let indexes = try Self.usage(
+                env.redis, try Self.scan(env.redis, "\(base):idx:*") + ["\(base):due", "\(base):enroll"])
+            let hash = runs / n, perRun = (runs + indexes) / n
+            // Measured on Redis 7.0.15: the run hash 296 B (472 B in layout 1), 897 B in all (MEMORY USAGE counts
+            // no main-dictionary entry: INFO's delta is ~20 B more per key). Bounds: the measurement + ~7-8%, so a
+            // layout change that adds a field or an index entry fails here. Issue 9's 600 B needs the bucketed
+            // indexes and contact records of docs/MEMORY.md, not landed yet.
+            print("memory per run: run hash \(hash) B, with indexes and enrollment \(perRun) B")
+            #expect(hash <= 320, "run hash \(hash) B")
+            #expect(perRun <= 960, "state + indexes + enrollment \(perRun) B")
+        }
+    }
+}
