@@ -287,16 +287,18 @@ import Testing
                 try expectOK(client.at("\(m + 1 + Int64(i))-1", "cancelRun", ["runId": id, "reason": "x"]))
             }
             let k = { (s: String) in env.key("{0}:\(s)") }
-            // 0 and 1 are fine. 2: completedAt not a number; 3: too large to be a time; 4: run key of another type;
-            // 5: its contact index of another type; 6: edited back to an open status; 7: negative.
-            try env.redis.call(["HSET", k("run:\(ids[2])"), "completedAt", "garbage"])
-            try env.redis.call(["HSET", k("run:\(ids[3])"), "completedAt", "99999999999999999999999"])
+            // 0 and 1 are fine (1 in layout 1's long field names, as before `dee migrate`). 2: completedAt not a
+            // number; 3: too large to be a time; 4: run key of another type; 5: its contact index of another type;
+            // 6: edited back to an open status; 7: negative.
+            try env.toLayout1("{0}:run:\(ids[1])")
+            try env.redis.call(["HSET", k("run:\(ids[2])"), "ca", "garbage"])
+            try env.redis.call(["HSET", k("run:\(ids[3])"), "ca", "99999999999999999999999"])
             try env.redis.call(["DEL", k("run:\(ids[4])")])
             try env.redis.call(["SET", k("run:\(ids[4])"), "not a hash"])
             try env.redis.call(["DEL", k("idx:contact:h5")])
             try env.redis.call(["SET", k("idx:contact:h5"), "not a zset"])
-            try env.redis.call(["HSET", k("run:\(ids[6])"), "status", "active"])
-            try env.redis.call(["HSET", k("run:\(ids[7])"), "completedAt", "-5"])
+            try env.redis.call(["HSET", k("run:\(ids[6])"), "s", "active"])
+            try env.redis.call(["HSET", k("run:\(ids[7])"), "ca", "-5"])
             // Ids whose hash is gone: one in a terminal index (the backfill walks it), one in the list.
             let ghost = "1500000000000-000000-00000-0"
             try env.redis.call(["ZADD", k("idx:status:cancelled"), "1", ghost])
@@ -441,6 +443,17 @@ extension TestEngine.Env {
 
     /// Runs removed by run retention so far (partition 0).
     func removed() throws -> Int { try redis.call(["HGET", key("{0}:retention"), "removed"]).int ?? 0 }
+
+    /// Rewrites a run hash in layout 1's long field names (with its `id`), as a deployment before `dee migrate`
+    /// holds it.
+    func toLayout1(_ suffix: String) throws {
+        let fields = try redis.call(["HGETALL", key(suffix)]).pairs
+        let names = Dictionary(uniqueKeysWithValues: Run.storedNames.map { ($0.short, $0.long) })
+        let id = String(suffix.split(separator: ":").last ?? "")
+        try redis.call(["DEL", key(suffix)])
+        try redis.call(["HSET", key(suffix), "id", id] + fields.flatMap { [names[$0.key] ?? $0.key, $0.value] })
+        #expect(try redis.call(["HEXISTS", key(suffix), "s"]).int == 0)
+    }
 
     /// Redis's clock, epoch ms.
     func redisNow() throws -> Int64 {

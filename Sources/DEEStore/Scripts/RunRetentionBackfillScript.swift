@@ -16,7 +16,7 @@ enum RunRetentionBackfillScript {
 -- KEYS[1]  <prefix>:{p}:epoch. Other keys, derived from KEYS[1] (same slot): retention (hash: bf 'done' once
 --          finished, bfs the status being walked 1..3, bfr its rank, bfb the bound ms), finished (list),
 --          finished:backfill (zset, member run id, score completedAt), idx:status:<completed|failed|cancelled>,
---          run:<id>.
+--          run:<id> (its completedAt: field ca, or completedAt in layout 1).
 -- ARGV[1]  the caller's fencing epoch; refused (FENCED, nothing written) when the partition's epoch differs
 -- ARGV[2]  index entries read at most
 -- ARGV[3]  now, epoch ms, or "": Redis's clock (TIME); the bound when the finished list is empty
@@ -40,11 +40,16 @@ local function ms(text)
   if type(text) ~= 'string' or not string.match(text, '^%d+$') or #text > 15 then return nil end
   return tonumber(text)
 end
+-- A run's completedAt: layout 2's field ca, else layout 1's completedAt (docs/MEMORY.md).
+local function completedAt(key)
+  local v = redis.call('HMGET', key, 'ca', 'completedAt')
+  return v[1] or v[2]
+end
 local bound = ms(f[4])
 if not bound then
   local head = redis.call('LINDEX', list, 0)
   if head and redis.call('TYPE', base .. ':run:' .. head)['ok'] == 'hash' then
-    bound = ms(redis.call('HGET', base .. ':run:' .. head, 'completedAt'))
+    bound = ms(completedAt(base .. ':run:' .. head))
   end
   if not bound and ARGV[3] ~= '' then bound = ms(ARGV[3]) end
   if not bound then
@@ -78,7 +83,7 @@ while s <= #statuses and read < budget do
       table.insert(out, id)
       table.insert(out, 'wrongtype')
     else
-      local text = redis.call('HGET', key, 'completedAt')
+      local text = completedAt(key)
       local at = ms(text)
       if not at then
         table.insert(out, id)

@@ -26,7 +26,8 @@ enum RunRetentionScript {
 -- ARGV[2]  the retention, ms (a whole number >= 1)
 -- ARGV[3]  now, epoch ms, or "": Redis's clock (TIME), which is where entry ids, hence completedAt, come from
 -- ARGV[4]  candidates examined at most (removed or skipped)
--- A run is removed when its hash says status completed, failed or cancelled and completedAt + ARGV[2] <= now:
+-- A run is removed when its hash says status (field s, or status in layout 1) completed, failed or cancelled and
+-- completedAt (ca, or completedAt) + ARGV[2] <= now:
 -- its hash, its audit list, its entries in idx:status, idx:ps, idx:contact and due, and its enrollment entry if it
 -- still names this run. The finished list is read from its head and stops at the first run not due yet (the list
 -- is in completion order); the backfill set is read by score up to now - ARGV[2].
@@ -100,10 +101,12 @@ end
 -- error instead of stopping the script), then nothing that can fail.
 local function consider(id, listed)
   local key = base .. ':run:' .. id
-  local f = doomed[id] and {} or redis.pcall('HMGET', key, 'status', 'completedAt', 'planId', 'contactId')
+  -- Layout 2's short names, else layout 1's (a run hash dee migrate has not reached yet; docs/MEMORY.md).
+  local f = doomed[id] and {} or
+    redis.pcall('HMGET', key, 's', 'ca', 'p', 'c', 'status', 'completedAt', 'planId', 'contactId')
   if failed(f) then skip(id, 'wrongtype') return 'skipped' end
-  local status, planId, contactId = f[1], f[3], f[4]
-  if not status and not f[2] and not planId and not contactId then
+  local status, completedAt, planId, contactId = f[1] or f[5], f[2] or f[6], f[3] or f[7], f[4] or f[8]
+  if not status and not completedAt and not planId and not contactId then
     if listed then
       gone = gone + 1
       return 'gone'
@@ -112,9 +115,9 @@ local function consider(id, listed)
     return 'skipped'
   end
   if not status or not terminal[status] then skip(id, 'open') return 'skipped' end
-  local at = ms(f[2])
+  local at = ms(completedAt)
   if not at then skip(id, 'completedAt') return 'skipped' end
-  if at > cutoff then return 'notdue', at, f[2] end
+  if at > cutoff then return 'notdue', at, completedAt end
   if not planId or not contactId then skip(id, 'corrupt') return 'skipped' end
   local status_, ps = 'idx:status:' .. status, 'idx:ps:' .. planId .. ':' .. status
   for _, suffix in ipairs({status_, ps}) do
