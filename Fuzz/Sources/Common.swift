@@ -126,6 +126,7 @@ func simulate(_ plan: Plan, _ rng: inout InputRandom, startClock: Int) {
     }
     let replay = Replay.run(entries: entries, plan: plan, recorded: run, signer: signer)
     guard replay.identical else { violated("replay is not identical", JSONValue.array(replay.steps).canonical) }
-    guard Run(fields: Dictionary(run.storedFields.compactMap { k, v in v.map { (k, $0) } }, uniquingKeysWith: { a, _ in a })) == run
+    // Layout 2 (docs/MEMORY.md): a run hash is read with its key's id, which it no longer stores.
+    guard Run(id: run.id, fields: Dictionary(run.storedFields.compactMap { k, v in v.map { (k, $0) } }, uniquingKeysWith: { a, _ in a })) == run
     else { violated("a run does not read back from its stored fields", run.wire.canonical) }
 }
