@@ -326,11 +326,24 @@ struct Bench: ParsableCommand {
                 requests += (reply.array?.count ?? 0) > 1 ? reply.array?[1].array?.count ?? 0 : 0
             } while cursor != "0"
         }
-        let reqBytes = requests * 120
-        let state = used - events - actions - transient - audit - reqBytes
+        // The requestId claims (`<prefix>:rid:{…}`, one per command with a requestId, 24 h) and the producers'
+        // reply streams are not run state either.
+        var claims = 0
+        var cursor = "0"
+        repeat {
+            let reply = try redis.call(["SCAN", cursor, "MATCH", "\(prefix):rid:*", "COUNT", "10000"])
+            cursor = reply.array?.first?.string ?? "0"
+            claims += (reply.array?.count ?? 0) > 1 ? reply.array?[1].array?.count ?? 0 : 0
+        } while cursor != "0"
+        var replyStreams = usage("\(prefix):replies:bench")
+        for tag in ["i", "e", "m"] {
+            for p in 0..<producers { replyStreams += usage("\(prefix):replies:\(tag)\(p)") }
+        }
+        let reqBytes = (requests + claims) * 120
+        let state = used - events - actions - transient - audit - reqBytes - replyStreams
         let perRun = state / max(runs, 1)
         let hash = sampleRun / max(sampleCount, 1)
-        return "\(perRun) bytes per run (\(runs) runs): the run hash \(hash) B (MEMORY USAGE), the rest indexes and enrollment; apart: audit \(audit / max(runs, 1)) B/run, events \(events / max(runs, 1)) B/run, actions \(actions / max(runs, 1)) B/run, dedupe records ~\(reqBytes / max(runs, 1)) B/run"
+        return "\(perRun) bytes per run (\(runs) runs): the run hash \(hash) B (MEMORY USAGE), the rest indexes and enrollment; apart: audit \(audit / max(runs, 1)) B/run, events \(events / max(runs, 1)) B/run, actions \(actions / max(runs, 1)) B/run, dedupe records and requestId claims ~\(reqBytes / max(runs, 1)) B/run, reply streams \(replyStreams / max(runs, 1)) B/run"
     }
 }
 
