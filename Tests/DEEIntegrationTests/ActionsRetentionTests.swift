@@ -242,28 +242,3 @@ private func nodeEntries(_ redis: RedisConnection) throws -> Int {
     let reply = try redis.call(["CONFIG", "GET", "stream-node-max-entries"])
     return reply.array?.last?.int ?? 100
 }
-
-/// A log handler that keeps what it is given.
-private final class CapturedLog: LogHandler, @unchecked Sendable {
-    struct Line {
-        let level: Logger.Level
-        let message: String
-        let metadata: [String: String]
-    }
-    private let lock = NSLock()
-    private var captured: [Line] = []
-    var lines: [Line] { lock.withLock { captured } }
-
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var m: [String: String] = [:]
-        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { m[k] = "\(v)" }
-        lock.withLock { captured.append(Line(level: event.level, message: "\(event.message)", metadata: m)) }
-    }
-}

@@ -304,7 +304,7 @@ import Testing
             try env.redis.call(["ZADD", k("idx:status:cancelled"), "1", ghost])
             try env.redis.call(["RPUSH", k("finished"), "1500000000001-000000-00000-0"])
 
-            let log = RetentionLog()
+            let log = CapturedLog()
             let logger = Logger(label: "run-retention-test") { _ in log }
             let retention = try Self.retention(env, ms: Self.day, logger: logger)
             var memory = RunRetentionMemory()
@@ -459,30 +459,5 @@ extension TestEngine.Env {
     func redisNow() throws -> Int64 {
         let t = try redis.call(["TIME"]).array ?? []
         return Int64((t.first?.int ?? 0) * 1000 + (t.count > 1 ? (t[1].int ?? 0) / 1000 : 0))
-    }
-}
-
-/// A log handler that keeps what it is given.
-private final class RetentionLog: LogHandler, @unchecked Sendable {
-    struct Line {
-        let level: Logger.Level
-        let message: String
-        let metadata: [String: String]
-    }
-    private let lock = NSLock()
-    private var captured: [Line] = []
-    var lines: [Line] { lock.withLock { captured } }
-
-    var metadata: Logger.Metadata = [:]
-    var logLevel: Logger.Level = .trace
-    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    func log(event: LogEvent) {
-        var m: [String: String] = [:]
-        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { m[k] = "\(v)" }
-        lock.withLock { captured.append(Line(level: event.level, message: "\(event.message)", metadata: m)) }
     }
 }

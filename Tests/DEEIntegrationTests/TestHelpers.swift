@@ -1,6 +1,7 @@
 import DEEClient
 import DEECore
 import Foundation
+import Logging
 import Redis
 import Testing
 
@@ -108,4 +109,29 @@ func eventually(timeout: Double = 10, _ condition: () throws -> Bool) rethrows -
 func isISO(_ value: Any?) -> Bool {
     guard let s = value as? String else { return false }
     return s.range(of: #"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$"#, options: .regularExpression) != nil
+}
+
+/// A log handler that keeps what it is given (tests read back what a service logged).
+final class CapturedLog: LogHandler, @unchecked Sendable {
+    struct Line {
+        let level: Logger.Level
+        let message: String
+        let metadata: [String: String]
+    }
+    private let lock = NSLock()
+    private var captured: [Line] = []
+    var lines: [Line] { lock.withLock { captured } }
+
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        var m: [String: String] = [:]
+        for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { m[k] = "\(v)" }
+        lock.withLock { captured.append(Line(level: event.level, message: "\(event.message)", metadata: m)) }
+    }
 }
