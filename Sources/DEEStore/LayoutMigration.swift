@@ -1,21 +1,38 @@
 import DEECore
 import Redis
 
-/// The key layout a deployment is written in, kept in `<prefix>:meta` `layout` (docs/MEMORY.md).
+/// The key layout a deployment is written in, kept in `<prefix>:meta` `layout` (docs/MEMORY.md). Each number
+/// after the first is one ``LayoutStep``; `dee migrate` runs the steps a deployment has not done, in order.
 public enum Layout {
     /// Run hashes with long field names, every field written (absent `layout` field: a deployment from before it).
     public static let longFields = 1
     /// Run hashes with short field names, defaults and derived fields not stored.
     public static let compactRuns = 2
     /// What this engine writes.
-    public static let current = compactRuns
+    public static var current: Int { LayoutMigration.steps.last?.layout ?? longFields }
 }
 
-/// Rewrites a deployment's run hashes from layout 1 into the current layout, in bounded batches (one script per
-/// batch of `batchSize` keys, atomic, so engines may keep running: they read both layouts), resumable: each
-/// partition's SCAN cursor is kept in `<prefix>:meta` (`migrate:<p>`) after every batch, and a repeated batch
-/// changes nothing. When every partition is done, `layout` becomes ``Layout/current``.
+/// One change of the key layout: converts one partition in bounded batches, each one atomic script that may be
+/// repeated (a batch that finds nothing left to convert changes nothing), so engines keep running meanwhile:
+/// they read the structure of both layouts until the step is recorded done.
+public protocol LayoutStep: Sendable {
+    /// The deployment's layout once this step is done in every partition.
+    var layout: Int { get }
+    /// What it converts, for `dee migrate`'s report ("run hashes").
+    var what: String { get }
+    /// Converts up to about `size` items of a partition from `cursor` ("0" at first). Returns the cursor to go on
+    /// from ("0": the partition is done) and how many items it converted.
+    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: RedisConnection) throws
+        -> (next: String, converted: Int)
+}
+
+/// Rewrites a deployment into the current layout, step by step, in bounded batches, resumable: each step's
+/// per-partition cursor is kept in `<prefix>:meta` (`migrate:<layout>:<p>`) after every batch. When a step is
+/// done in every partition, `layout` becomes its number.
 public struct LayoutMigration: Sendable {
+    /// Every step, in order.
+    public static let steps: [any LayoutStep] = [CompactRunsStep()]
+
     public let keys: Keys
     public let partitions: Int
     public let batchSize: Int
@@ -28,12 +45,20 @@ public struct LayoutMigration: Sendable {
 
     /// How far a migration got.
     public struct Progress: Sendable, Equatable {
-        /// Run hashes rewritten by this call.
+        /// Items converted by this call, all steps together.
         public var converted = 0
-        /// Batches (SCAN pages) this call went through.
+        /// Items converted by this call, per step: (what, count), in step order.
+        public var converts: [Converted] = []
+        /// Batches this call went through.
         public var batches = 0
-        /// Whether every partition is done and `layout` is current.
+        /// Whether every step is done in every partition and `layout` is current.
         public var done = false
+    }
+
+    public struct Converted: Sendable, Equatable {
+        public var layout: Int
+        public var what: String
+        public var count: Int
     }
 
     /// The layout recorded for the deployment (``Layout/longFields`` when none is).
@@ -44,35 +69,47 @@ public struct LayoutMigration: Sendable {
     /// Runs at most `maxBatches` batches (nil: until done), from where an earlier call stopped.
     public func run(maxBatches: Int? = nil, _ redis: RedisConnection) throws -> Progress {
         var progress = Progress()
-        if try layout(redis) >= Layout.current {
-            progress.done = true
-            return progress
+        let recorded = try layout(redis)
+        for step in Self.steps where step.layout > recorded {
+            progress.converts.append(Converted(layout: step.layout, what: step.what, count: 0))
+            for p in 0..<partitions {
+                let field = "migrate:\(step.layout):\(p)"
+                var cursor = try redis.call(["HGET", keys.meta, field]).string ?? "0"
+                if cursor == "done" { continue }
+                repeat {
+                    if let maxBatches, progress.batches >= maxBatches { return progress }
+                    let (next, converted) = try step.batch(keys.partition(p), cursor: cursor, size: batchSize, redis)
+                    progress.converted += converted
+                    progress.converts[progress.converts.count - 1].count += converted
+                    progress.batches += 1
+                    cursor = next
+                    try redis.call(["HSET", keys.meta, field, cursor == "0" ? "done" : cursor])
+                } while cursor != "0"
+            }
+            try redis.call(["HSET", keys.meta, "layout", String(step.layout)])
+            try redis.call(["HDEL", keys.meta] + (0..<partitions).map { "migrate:\(step.layout):\($0)" })
         }
-        for p in 0..<partitions {
-            let field = "migrate:\(p)"
-            var cursor = try redis.call(["HGET", keys.meta, field]).string ?? "0"
-            if cursor == "done" { continue }
-            let base = keys.partition(p).base
-            repeat {
-                if let maxBatches, progress.batches >= maxBatches { return progress }
-                let reply = try redis.call(["SCAN", cursor, "MATCH", "\(base):run:*", "COUNT", String(batchSize)])
-                guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
-                    throw RedisError(.unexpectedReply, "SCAN answered \(reply)")
-                }
-                let found = (parts[1].array ?? []).compactMap(\.string)
-                if !found.isEmpty {
-                    let n = try redis.evalScript(MigrateRunsScript.source, keys: found, arguments: [])
-                    if case .error(let e) = n { throw RedisError(.server, "migrate script: \(e)") }
-                    progress.converted += n.int ?? 0
-                }
-                progress.batches += 1
-                cursor = next
-                try redis.call(["HSET", keys.meta, field, cursor == "0" ? "done" : cursor])
-            } while cursor != "0"
-        }
-        try redis.call(["HSET", keys.meta, "layout", String(Layout.current)])
-        try redis.call(["HDEL", keys.meta] + (0..<partitions).map { "migrate:\($0)" })
         progress.done = true
         return progress
+    }
+}
+
+/// Layout 2: run hashes of layout 1 rewritten with short field names (Scripts/MigrateRunsScript.swift).
+struct CompactRunsStep: LayoutStep {
+    var layout: Int { Layout.compactRuns }
+    var what: String { "run hashes" }
+
+    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: RedisConnection) throws
+        -> (next: String, converted: Int)
+    {
+        let reply = try redis.call(["SCAN", cursor, "MATCH", "\(keys.base):run:*", "COUNT", String(size)])
+        guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+            throw RedisError(.unexpectedReply, "SCAN answered \(reply)")
+        }
+        let found = (parts[1].array ?? []).compactMap(\.string)
+        guard !found.isEmpty else { return (next, 0) }
+        let n = try redis.evalScript(MigrateRunsScript.source, keys: found, arguments: [])
+        if case .error(let e) = n { throw RedisError(.server, "migrate script: \(e)") }
+        return (next, n.int ?? 0)
     }
 }

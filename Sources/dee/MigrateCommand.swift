@@ -54,8 +54,11 @@ struct MigrateCommand: AsyncParsableCommand {
                 let migration = LayoutMigration(keys: keys, partitions: max(1, partitions), batchSize: batchSize)
                 return try migration.run(redis)
             }
+            let steps = progress.converts.map { "\($0.count) \($0.what) (layout \($0.layout))" }
             Output.standardOutput(
-                "layout \(Layout.current): \(progress.converted) run hashes rewritten in \(progress.batches) batches\n")
+                "layout \(Layout.current): "
+                    + (steps.isEmpty ? "nothing to convert" : steps.joined(separator: ", ") + " converted")
+                    + " in \(progress.batches) batches\n")
         } catch let error as RedisError where error.kind == .server {
             throw CLIError(.command, code: "redis", error.message)
         } catch {
