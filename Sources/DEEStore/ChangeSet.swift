@@ -100,18 +100,24 @@ public struct ChangeSet: Sendable {
                 w.group("ZADD", PartitionKeys.statusSuffix(run.status), [score, id])
                 w.group("ZADD", PartitionKeys.planStatusSuffix(run.planId, run.status), [score, id])
             }
-            if created { w.group("ZADD", PartitionKeys.contactSuffix(run.contactId), [score, id]) }
+            // The contact's record (layout 3, ContactRecords): created runs are appended, tagged with their plan while
+            // open (their enrollment); a run becoming terminal loses its tag.
+            if created {
+                w.group(
+                    "CXADD", ContactRecords.suffix(run.contactId),
+                    [run.contactId, ContactRecords.token(runId: id, planId: run.planId, open: run.status.isOpen)])
+            }
             let scheduled = run.status != .paused && run.status.isOpen
             if scheduled, let due = run.due {
                 w.group("ZADD", PartitionKeys.dueSuffix, [String(due), id])
             } else if !created {
                 w.group("ZREM", PartitionKeys.dueSuffix, [id])
             }
-            let enrollment = "\(run.planId):\(run.contactId)"
-            if created && run.status.isOpen {
-                w.group("HSET", PartitionKeys.enrollSuffix, [enrollment, id])
-            } else if !created && !run.status.isOpen {
-                w.group("HDELIF", PartitionKeys.enrollSuffix, [enrollment, id])
+            if !created && !run.status.isOpen && start.before?.status.isOpen != false {
+                w.group("CXDONE", ContactRecords.suffix(run.contactId), [run.contactId, id])
+                // A run enrolled before layout 3 may still be in layout 2's enrollment hash (until dee migrate
+                // folds it into the record).
+                w.group("HDELIF", PartitionKeys.enrollSuffix, ["\(run.planId):\(run.contactId)", id])
             }
         }
         w.flushGroups()
@@ -189,8 +195,9 @@ struct WriteList {
     /// Writes the grouped commands, removals before additions. Every group's arguments are pairs or single
     /// members, so an even-sized split keeps pairs whole.
     mutating func flushGroups() {
-        let removals = groups.filter { $0.op == "ZREM" || $0.op == "HDELIF" }
-        let additions = groups.filter { $0.op != "ZREM" && $0.op != "HDELIF" }
+        let removal: Set<String> = ["ZREM", "HDELIF", "CXDONE"]
+        let removals = groups.filter { removal.contains($0.op) }
+        let additions = groups.filter { !removal.contains($0.op) }
         for g in removals + additions {
             var start = 0
             while start < g.args.count {

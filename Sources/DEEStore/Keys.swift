@@ -54,6 +54,7 @@ public struct PartitionKeys: Sendable, Equatable {
     public var events: String { "\(base):\(Self.eventsSuffix)" }
     public var actions: String { "\(base):\(Self.actionsSuffix)" }
     public var due: String { "\(base):\(Self.dueSuffix)" }
+    /// Layout 2's enrollment hash (`plan:contact` → open run id), read until layout 3's records replace it.
     public var enroll: String { "\(base):\(Self.enrollSuffix)" }
     public var suppressed: String { "\(base):\(Self.suppressedSuffix)" }
     /// Results of commands without requestId, by entry id, until replied.
@@ -66,6 +67,8 @@ public struct PartitionKeys: Sendable, Equatable {
     /// Run retention's state: `removed` (runs removed, all time), `skipped`, and the backfill's cursor.
     public var retention: String { "\(base):\(Self.retentionSuffix)" }
     public func run(_ id: String) -> String { "\(base):\(Self.runSuffix(id))" }
+    /// The record holding the contact's run ids and enrollments (layout 3; ``ContactRecords``).
+    public func contactRecord(_ contactId: String) -> String { "\(base):\(ContactRecords.suffix(contactId))" }
     public func audit(_ runId: String) -> String { "\(base):\(Self.auditSuffix(runId))" }
     public func status(_ s: RunStatus) -> String { "\(base):\(Self.statusSuffix(s))" }
     public func planCopy(_ id: String, _ version: Int) -> String { "\(base):\(Self.planCopySuffix(id, version))" }
@@ -86,6 +89,7 @@ public struct PartitionKeys: Sendable, Equatable {
     public static func auditSuffix(_ runId: String) -> String { "audit:\(runId)" }
     public static func statusSuffix(_ s: RunStatus) -> String { "idx:status:\(s.rawValue)" }
     public static func planStatusSuffix(_ planId: String, _ s: RunStatus) -> String { "idx:ps:\(planId):\(s.rawValue)" }
+    /// Layout 2's per-contact index (read while a deployment is not yet migrated to layout 3's records).
     public static func contactSuffix(_ contactId: String) -> String { "idx:contact:\(contactId)" }
     public static func requestSuffix(_ key: String) -> String { "req:\(key)" }
     public func request(_ key: String) -> String { "\(base):\(Self.requestSuffix(key))" }

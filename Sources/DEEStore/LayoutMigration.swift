@@ -8,6 +8,9 @@ public enum Layout {
     public static let longFields = 1
     /// Run hashes with short field names, defaults and derived fields not stored.
     public static let compactRuns = 2
+    /// Each contact's run ids and enrollments in one record of a bucket hash (`cx:<bucket>`, ``ContactRecords``)
+    /// instead of a sorted set per contact and the `enroll` hash.
+    public static let contactRecords = 3
     /// What this engine writes.
     public static var current: Int { LayoutMigration.steps.last?.layout ?? longFields }
 }
@@ -31,7 +34,7 @@ public protocol LayoutStep: Sendable {
 /// done in every partition, `layout` becomes its number.
 public struct LayoutMigration: Sendable {
     /// Every step, in order.
-    public static let steps: [any LayoutStep] = [CompactRunsStep()]
+    public static let steps: [any LayoutStep] = [CompactRunsStep(), ContactRecordsStep()]
 
     public let keys: Keys
     public let partitions: Int
@@ -111,5 +114,41 @@ struct CompactRunsStep: LayoutStep {
         let n = try redis.evalScript(MigrateRunsScript.source, keys: found, arguments: [])
         if case .error(let e) = n { throw RedisError(.server, "migrate script: \(e)") }
         return (next, n.int ?? 0)
+    }
+}
+
+/// Layout 3: layout 2's per-contact sorted sets and `enroll` hash folded into contact records
+/// (Scripts/FoldContactsScript.swift). The cursor is `k<SCAN cursor>` while the contact indexes are folded,
+/// then `e<HSCAN cursor>` while what is left of `enroll` is.
+struct ContactRecordsStep: LayoutStep {
+    var layout: Int { Layout.contactRecords }
+    var what: String { "contact indexes and enrollments" }
+
+    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: RedisConnection) throws
+        -> (next: String, converted: Int)
+    {
+        let enrolling = cursor.hasPrefix("e")
+        let position = cursor == "0" ? "0" : String(cursor.dropFirst())
+        let reply = try redis.call(
+            enrolling
+                ? ["HSCAN", keys.enroll, position, "COUNT", String(size)]
+                : ["SCAN", position, "MATCH", "\(keys.base):\(PartitionKeys.contactSuffix("*"))", "COUNT", String(size)])
+        guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+            throw RedisError(.unexpectedReply, "\(enrolling ? "HSCAN" : "SCAN") answered \(reply)")
+        }
+        let found = (parts[1].array ?? []).compactMap(\.string)
+        // HSCAN answers field, value pairs.
+        let items = enrolling
+            ? stride(from: 0, to: found.count, by: 2).map { found[$0] }
+            : found.map { String($0.dropFirst(keys.base.count + 1)) }
+        var converted = 0
+        if !items.isEmpty {
+            let n = try redis.evalScript(
+                FoldContactsScript.source, keys: [keys.epoch], arguments: [enrolling ? "enroll" : "keys"] + items)
+            if case .error(let e) = n { throw RedisError(.server, "fold contacts script: \(e)") }
+            converted = n.int ?? 0
+        }
+        if next != "0" { return ((enrolling ? "e" : "k") + next, converted) }
+        return (enrolling ? "0" : "e0", converted)
     }
 }

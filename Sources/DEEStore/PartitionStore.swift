@@ -107,7 +107,7 @@ public struct PartitionStore: Sendable {
                 (filter.statuses ?? []).map(\.rawValue).joined(separator: ","), filter.planId ?? "",
                 filter.contactId ?? "", filter.startedAfter.map { String($0) } ?? "-inf",
                 filter.startedBefore.map { "(" + String($0) } ?? "+inf", String(offset), String(count), ceiling ?? "",
-                skipTotal ? "1" : "0",
+                skipTotal ? "1" : "0", filter.contactId.map(ContactRecords.suffix) ?? "",
             ]
         )
     }

@@ -25,7 +25,7 @@ struct Dee: AsyncParsableCommand {
         subcommands: [
             Serve.self, PlanCommand.self, RunCommand.self, RunsCommand.self, BulkCommand.self, TickCommand.self,
             SignalCommand.self, SuppressCommand.self, UnsuppressCommand.self, AuditCommand.self, VerifyCommand.self,
-            ReplayCommand.self, StatsCommand.self, EventsCommand.self, DeadletterCommand.self, MigrateCommand.self,
+            ReplayCommand.self, StatsCommand.self, EventsCommand.self, DeadletterCommand.self, MigrateCommand.self, ContactCommand.self,
         ])
 
     /// ArgumentParser's own `main()`, but usage errors exit 2 (not 64), as JSON on stderr with `--json`.

@@ -96,6 +96,26 @@ import Darwin
         #expect(replayTable.stdout.hasPrefix("identical: yes"), "\(replayTable)")
     }
 
+    /// `dee contact` finds the contact's record (layout 3) and reads it as redis-cli would.
+    @Test func contactShowsItsRecord() throws {
+        let d = try Deployment()
+        try d.registerWelcome()
+        let runId = try #require(
+            try d.dee("run", "execute", "--plan", "welcome", "--contact", Self.jane, "--json").json?["id"].string)
+        let shown = try d.dee("contact", "contact_123", "--json")
+        #expect(shown.status == 0, "\(shown)")
+        #expect(shown.json?["partition"] == 0)
+        #expect(shown.json?["runs"].array?.first?["id"].string == runId, "\(shown)")
+        #expect(shown.json?["runs"].array?.first?["openPlan"] == "welcome", "\(shown)")
+        let key = try d.dee("contact", "contact_123", "--key").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try d.redis.call(["HGET", key, "contact_123"]).string == "\(runId)/welcome")
+        let text = try d.dee("contact", "contact_123")
+        #expect(text.stdout.contains("\(runId)  open: welcome"), "\(text)")
+        let nobody = try d.dee("contact", "nobody", "--json")
+        #expect(nobody.status == 0 && nobody.json?["runs"].array?.isEmpty == true, "\(nobody)")
+        #expect(try d.dee("contact", "bad id").status == 2)
+    }
+
     @Test func commandErrorExitsOneWithItsCode() throws {
         let d = try Deployment()
         let missing = try d.dee("run", "get", "1795465714287-000000-00000-0")

@@ -149,7 +149,7 @@ import Testing
             let counts = try client.stats().object["runsByStatus"] as? [String: Int] ?? [:]
             #expect(counts["cancelled"] == 9)
             #expect(counts.values.reduce(0, +) == 9)
-            #expect(try env.redis.call(["HLEN", env.key("{0}:enroll")]).int == 0)
+            #expect(try env.enrollments() == 0)
         }
     }
 

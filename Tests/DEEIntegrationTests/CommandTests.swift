@@ -240,7 +240,7 @@ import Testing
             let again = try client.call("execute", ["planId": "welcome", "contact": contact("c1")])
             #expect(again.ok, "\(again.fields)")
             #expect(again.object["id"] as? String != id)
-            #expect(try env.redis.call(["HGET", env.key("{0}:enroll"), "welcome:c1"]).string == again.object["id"] as? String)
+            #expect(try env.enrolled("welcome", "c1") == again.object["id"] as? String)
         }
     }
 

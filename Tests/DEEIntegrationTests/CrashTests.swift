@@ -216,7 +216,7 @@ import Darwin
             let created = try Self.entries(redis, events).filter { $0["type"] == "run.created" }
             #expect(created.count == n)
             #expect(Set(created.compactMap { $0["contactId"] }).count == n, "a contact got two runs")
-            #expect(try redis.call(["HLEN", "\(prefix):{0}:enroll"]).int == n)
+            #expect(try enrollmentCount(redis, base: "\(prefix):{0}") == n)
             #expect(try redis.call(["ZCARD", "\(prefix):{0}:idx:status:active"]).int == n)
         }
     }

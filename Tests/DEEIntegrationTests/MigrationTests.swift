@@ -1,5 +1,6 @@
 import DEEClient
 import DEECore
+import DEEService
 import DEEStore
 import Foundation
 import Redis
@@ -47,6 +48,44 @@ import Testing
             try env.redis.call(["HSET", env.key("{0}:run:\(id)")] + legacyFields(run))
         }
         try env.redis.call(["HDEL", env.key("meta"), "layout"])
+    }
+
+    /// Every contact record of partition 0 (layout 3): contact → value.
+    static func records(_ env: TestEngine.Env) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for key in (try env.redis.call(["KEYS", env.key("{0}:cx:*")]).array ?? []).compactMap(\.string) {
+            out.merge(try env.redis.call(["HGETALL", key]).pairs) { a, _ in a }
+        }
+        return out
+    }
+
+    /// The records the engine writes for the runs there are: each contact's runs in id (creation) order, the
+    /// open ones tagged with their plan.
+    static func expectedRecords(_ env: TestEngine.Env) throws -> [String: String] {
+        var out: [String: String] = [:]
+        for id in try runIds(env) {
+            let run = try #require(Run(id: id, fields: try hash(env, id)))
+            let token = ContactRecords.token(runId: id, planId: run.planId, open: run.status.isOpen)
+            out[run.contactId] = out[run.contactId].map { $0 + " " + token } ?? token
+        }
+        return out
+    }
+
+    /// Rewrites the contact records as layouts 1 and 2 kept them: a sorted set per contact (scored by
+    /// startedAt) and the `enroll` hash (`plan:contact` → open run); records layout 2.
+    static func writeLayoutTwoContacts(_ env: TestEngine.Env) throws {
+        for (contact, value) in try records(env) {
+            for token in value.split(separator: " ") {
+                let parts = token.split(separator: "/", maxSplits: 1).map(String.init)
+                let run = try #require(Run(id: parts[0], fields: try hash(env, parts[0])))
+                try env.redis.call(["ZADD", env.key("{0}:idx:contact:\(contact)"), String(run.startedAt), run.id])
+                if parts.count == 2 { try env.redis.call(["HSET", env.key("{0}:enroll"), "\(parts[1]):\(contact)", run.id]) }
+            }
+        }
+        for key in (try env.redis.call(["KEYS", env.key("{0}:cx:*")]).array ?? []).compactMap(\.string) {
+            try env.redis.call(["DEL", key])
+        }
+        try env.redis.call(["HSET", env.key("meta"), "layout", String(Layout.compactRuns)])
     }
 
     /// Every read a client makes of the deployment, as JSON text: each run, and listRuns by every filter SPEC 6 has.
@@ -99,6 +138,9 @@ import Testing
             #expect(try env.redis.call(["HGET", env.key("meta"), "layout"]).int == Layout.current)
             let compact = try Dictionary(uniqueKeysWithValues: ids.map { ($0, try Self.hash(env, $0)) })
 
+            let records = try Self.records(env)
+            #expect(records == (try Self.expectedRecords(env)))
+            try Self.writeLayoutTwoContacts(env)
             try Self.writeLayoutOne(env)
             #expect(try Self.hash(env, ids[0])["planId"] == "bench")
             // Lazily tolerant: every read answers the same from layout-1 hashes.
@@ -109,14 +151,19 @@ import Testing
             let first = try migration.run(maxBatches: 1, env.redis)
             #expect(!first.done && first.batches == 1)
             #expect(try migration.layout(env.redis) == Layout.longFields)
-            #expect(try env.redis.call(["HGET", env.key("meta"), "migrate:0"]).string != nil, "its cursor is kept")
+            #expect(try env.redis.call(["HGET", env.key("meta"), "migrate:2:0"]).string != nil, "its cursor is kept")
             let rest = try migration.run(env.redis)
             #expect(rest.done)
-            #expect(first.converted + rest.converted == ids.count)
+            // Both steps: the run hashes (layout 2), then the 121 contacts' indexes (layout 3).
+            #expect(first.converted + rest.converts.first { $0.layout == 2 }!.count == ids.count)
+            #expect(rest.converts.first { $0.layout == 3 }?.count == 121)
             #expect(try migration.layout(env.redis) == Layout.current)
-            #expect(try env.redis.call(["HEXISTS", env.key("meta"), "migrate:0"]).int == 0)
-            // Exactly the hashes the engine writes, and the same answers.
+            #expect(try env.redis.call(["HKEYS", env.key("meta")]).array?.compactMap(\.string).filter { $0.hasPrefix("migrate:") } == [])
+            // Exactly the hashes and records the engine writes, and the same answers.
             for id in ids { #expect(try Self.hash(env, id) == compact[id], "\(id)") }
+            #expect(try Self.records(env) == records)
+            #expect(try env.redis.call(["KEYS", env.key("{0}:idx:contact:*")]).array?.count == 0)
+            #expect(try !env.exists("{0}:enroll"))
             #expect(try Self.answers(client, env) == expected)
             // Again: nothing to do.
             let again = try migration.run(env.redis)
@@ -154,6 +201,52 @@ import Testing
                 for (k, v) in run.storedFields { if let v { written[k] = v } }
                 #expect(h == written, "\(id)")
             }
+        }
+    }
+
+    /// Layout 2 → 3 with the engine running: before the migration it reads enrollments and contacts' runs from
+    /// layout 2's keys as well as from records (runs created since), and every answer stays the same through an
+    /// interrupted migration with writes between its batches.
+    @Test func aLayoutTwoDeploymentFoldsItsContactIndexesWhileTheEngineRuns() async throws {
+        try await TestEngine.with(configure: { $0.leaseMilliseconds = 1500 }) { client, env in
+            try Self.populate(client)
+            try Self.writeLayoutTwoContacts(env)
+            // The owner reads the layout at each renewal (every 500 ms here).
+            Thread.sleep(forTimeInterval: 1.2)
+            // Enrollments of layout 2 hold: b1 has an open bench run there, b5's was cancelled.
+            let again = try client.call("execute", ["planId": "bench", "contact": #"{"id":"b1","email":"x@y.z"}"#])
+            #expect(again.error == "already_enrolled", "\(again.fields)")
+            let bulk = try client.call(
+                "bulkExecute", ["planId": "bench", "contacts": #"[{"id":"b2","email":"x@y.z"},{"id":"b5","email":"x@y.z"},{"id":"n1","email":"x@y.z"}]"#])
+            #expect(bulk.object["created"] as? Int == 2 && bulk.object["skipped"] as? Int == 1, "\(bulk.fields)")
+            // A contact's runs: layout 2's and the record's.
+            #expect(try client.call("listRuns", ["contactId": "b5"]).total == 2)
+            // A layout-2 run finishing leaves its enrollment.
+            let b4 = try #require(try client.call("listRuns", ["contactId": "b4"]).runIds.first)
+            #expect(try client.call("cancelRun", ["runId": b4, "reason": "x"]).ok)
+            #expect(try env.redis.call(["HEXISTS", env.key("{0}:enroll"), "bench:b4"]).int == 0)
+            try client.run("bench", "b4")
+
+            let expected = try Self.answers(client, env)
+            let migration = LayoutMigration(keys: Keys(prefix: env.prefix), partitions: 1, batchSize: 10)
+            let first = try migration.run(maxBatches: 3, env.redis)
+            #expect(!first.done && first.converts.map(\.layout) == [3])
+            #expect(try Self.answers(client, env) == expected, "half migrated")
+            // Writes between batches: a new contact, a second plan for a migrated or unmigrated one.
+            try client.run("other", "n2")
+            for c in ["b0", "b60", "b119"] { try client.run("other", c) }
+            let dup = try client.call("execute", ["planId": "bench", "contact": #"{"id":"b60","email":"x@y.z"}"#])
+            #expect(dup.error == "already_enrolled", "\(dup.fields)")
+            let rest = try migration.run(env.redis)
+            #expect(rest.done)
+            #expect(try migration.layout(env.redis) == Layout.contactRecords)
+            #expect(try Self.records(env) == (try Self.expectedRecords(env)))
+            #expect(try env.redis.call(["KEYS", env.key("{0}:idx:contact:*")]).array?.count == 0)
+            #expect(try !env.exists("{0}:enroll"))
+            Thread.sleep(forTimeInterval: 1.2)
+            let after = try client.call("execute", ["planId": "bench", "contact": #"{"id":"b1","email":"x@y.z"}"#])
+            #expect(after.error == "already_enrolled", "\(after.fields)")
+            #expect(try client.call("listRuns", ["contactId": "b60"]).total == 2)
         }
     }
 

@@ -31,7 +31,7 @@ import Testing
                 #expect(run["contactId"] as? String == c)
                 #expect(run["status"] as? String == "active")
                 #expect(try env.exists("{\(p)}:run:\(id)"))
-                #expect(try env.redis.call(["HGET", env.key("{\(p)}:enroll"), "welcome:\(c)"]).string == id)
+                #expect(try env.enrolled("welcome", c, partition: p) == id)
             }
             #expect(used.count > 1, "20 contacts should spread over several of 4 partitions")
 

@@ -38,8 +38,8 @@ import Testing
             let d = try client.at("\(m)-7", "execute", ["planId": "failing", "contact": contact("d")]).runId
             // What a run holds while open.
             #expect(try env.exists("{0}:audit:\(a)"))
-            #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:contact:a"), a]).int == Int(m))
-            #expect(try env.redis.call(["HGET", env.key("{0}:enroll"), "old:a"]).string == a)
+            #expect(try env.contactRecord("a") == "\(a)/old")
+            #expect(try env.enrolled("old", "a") == a)
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), a]).isNull == false)
 
             try expectOK(client.at("\(m + 1)-1", "cancelRun", ["runId": b, "reason": "old"]))
@@ -71,7 +71,7 @@ import Testing
                 #expect(try !env.exists("{0}:audit:\(id)"), "\(id)")
                 #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:status:\(status)"), id]).isNull)
                 #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:ps:\(plan):\(status)"), id]).isNull)
-                #expect(try !env.exists("{0}:idx:contact:\(who)"), "\(who)")
+                #expect(try env.contactRecord(who) == nil, "\(who)")
                 #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), id]).isNull)
                 #expect(client.getRunStatus(id) == nil)
             }
@@ -193,7 +193,7 @@ import Testing
             #expect(try env.list("{0}:finished").isEmpty)
             #expect(try env.redis.call(["ZCARD", env.key("{0}:finished:backfill")]).int == 0)
             #expect(try env.redis.call(["KEYS", env.key("{0}:audit:*")]).array?.count == 1)
-            #expect(try env.redis.call(["KEYS", env.key("{0}:idx:contact:*")]).array?.count == 1)
+            #expect(try env.redis.call(["KEYS", env.key("{0}:cx:*")]).array?.count == 1)
             let stats = try client.stats()
             let block = stats.object["retention"] as? [String: Any] ?? [:]
             #expect(block["runs"] as? String == "30d", "\(stats.fields)")
@@ -288,15 +288,16 @@ import Testing
             }
             let k = { (s: String) in env.key("{0}:\(s)") }
             // 0 and 1 are fine (1 in layout 1's long field names, as before `dee migrate`). 2: completedAt not a
-            // number; 3: too large to be a time; 4: run key of another type; 5: its contact index of another type;
+            // number; 3: too large to be a time; 4: run key of another type; 5: its contact record of another type;
             // 6: edited back to an open status; 7: negative.
             try env.toLayout1("{0}:run:\(ids[1])")
             try env.redis.call(["HSET", k("run:\(ids[2])"), "ca", "garbage"])
             try env.redis.call(["HSET", k("run:\(ids[3])"), "ca", "99999999999999999999999"])
             try env.redis.call(["DEL", k("run:\(ids[4])")])
             try env.redis.call(["SET", k("run:\(ids[4])"), "not a hash"])
-            try env.redis.call(["DEL", k("idx:contact:h5")])
-            try env.redis.call(["SET", k("idx:contact:h5"), "not a zset"])
+            let cx = ContactRecords.suffix("h5")
+            try env.redis.call(["DEL", k(cx)])
+            try env.redis.call(["SET", k(cx), "not a hash"])
             try env.redis.call(["HSET", k("run:\(ids[6])"), "s", "active"])
             try env.redis.call(["HSET", k("run:\(ids[7])"), "ca", "-5"])
             // Ids whose hash is gone: one in a terminal index (the backfill walks it), one in the list.
@@ -315,7 +316,7 @@ import Testing
             #expect(client.getRunStatus(ids[0]) == nil && client.getRunStatus(ids[1]) == nil)
             for i in 2..<8 where i != 4 { #expect(try env.exists("{0}:run:\(ids[i])"), "\(i)") }
             #expect(try env.redis.call(["TYPE", k("run:\(ids[4])")]).string == "string")
-            #expect(try env.redis.call(["TYPE", k("idx:contact:h5")]).string == "string")
+            #expect(try env.redis.call(["TYPE", k(cx)]).string == "string")
             // Nothing of the skipped run 5 was touched.
             #expect(try env.redis.call(["ZSCORE", k("idx:status:cancelled"), ids[5]]).isNull == false)
             #expect(try env.exists("{0}:audit:\(ids[5])"))
@@ -327,7 +328,7 @@ import Testing
             #expect(removal.contains("skipped 6 run(s)"), "\(removal)")
             #expect(removal.contains("completedAt not a number 3"), "\(removal)")
             #expect(removal.contains("run key of another type 1"), "\(removal)")
-            #expect(removal.contains("idx:contact:h5 of another type 1"), "\(removal)")
+            #expect(removal.contains("\(cx) of another type 1"), "\(removal)")
             #expect(removal.contains("not terminal 1"), "\(removal)")
             // The backfill walk named the index entry whose hash is gone.
             let named = warnings.contains {
@@ -381,7 +382,7 @@ import Testing
             for i in 0..<5 { _ = try client.run("keep", "later\(i)") }
             #expect(client.getRunStatus(r) == "cancelled")
             #expect(try env.exists("{0}:audit:\(r)"))
-            #expect(try env.exists("{0}:idx:contact:k"))
+            #expect(try env.contactRecord("k") != nil)
             #expect(try env.redis.call(["EXISTS", env.key("{0}:retention")]).int == 0)
             let stats = try client.stats()
             let block = stats.object["retention"] as? [String: Any] ?? [:]

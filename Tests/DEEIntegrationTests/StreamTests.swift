@@ -101,14 +101,14 @@ import Testing
             #expect(fields["st"] == "intro")
             #expect(fields["id"] == nil && fields["sa"] == nil && fields["n"] == nil && fields["vr"] == nil)
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:status:active"), id]).string != nil)
-            #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:contact:c1"), id]).string != nil)
+            #expect(try env.contactRecord("c1") == "\(id)/welcome")
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:ps:welcome:\(fields["s"] ?? "")"), id]).string == String(id.prefix(13)))
-            #expect(try env.redis.call(["HGET", env.key("{0}:enroll"), "welcome:c1"]).string == id)
+            #expect(try env.enrolled("welcome", "c1") == id)
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), id]).string == "1")
             _ = try client.call("cancelRun", ["runId": id, "reason": "x"])
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:status:active"), id]).isNull)
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:status:cancelled"), id]).string != nil)
-            #expect(try env.redis.call(["HEXISTS", env.key("{0}:enroll"), "welcome:c1"]).int == 0)
+            #expect(try env.contactRecord("c1") == id)
             #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), id]).isNull)
         }
     }

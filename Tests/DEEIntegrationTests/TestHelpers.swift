@@ -1,5 +1,6 @@
 import DEEClient
 import DEECore
+import DEEStore
 import Foundation
 import Logging
 import Redis
@@ -79,6 +80,24 @@ extension TestEngine.Env {
 
     func exists(_ suffix: String) throws -> Bool { try redis.call(["EXISTS", key(suffix)]).int == 1 }
 
+    /// The contact's record (layout 3, ContactRecords) in partition `p`: its value, nil when it has none.
+    func contactRecord(_ contactId: String, partition p: Int = 0) throws -> String? {
+        try redis.call(["HGET", key("{\(p)}:\(ContactRecords.suffix(contactId))"), contactId]).string
+    }
+
+    /// The contact's run ids, creation order, from its record.
+    func contactRuns(_ contactId: String, partition p: Int = 0) throws -> [String] {
+        ContactRecords.runIds(try contactRecord(contactId, partition: p))
+    }
+
+    /// The contact's open run of a plan (its enrollment), from its record.
+    func enrolled(_ planId: String, _ contactId: String, partition p: Int = 0) throws -> String? {
+        ContactRecords.openRun(try contactRecord(contactId, partition: p), planId: planId)
+    }
+
+    /// Every enrollment of partition `p` (runs tagged open in a contact record): how many.
+    func enrollments(partition p: Int = 0) throws -> Int { try enrollmentCount(redis, base: key("{\(p)}")) }
+
     /// The entries of `P:rejected` for a command entry id.
     func rejected(_ commandId: String) throws -> [[String: String]] {
         try stream("rejected").map(\.fields).filter { $0["commandId"] == commandId }
@@ -93,6 +112,22 @@ extension TestEngine.Env {
             }
         }
     }
+}
+
+/// How many runs of the partition at `base` hold an enrollment (runs tagged open in a contact record).
+func enrollmentCount(_ redis: RedisConnection, base: String) throws -> Int {
+    var n = 0
+    var cursor = "0"
+    repeat {
+        let reply = try redis.call(["SCAN", cursor, "MATCH", "\(base):cx:*", "COUNT", "1000"])
+        cursor = reply.array?.first?.string ?? "0"
+        for k in (reply.array?.last?.array ?? []).compactMap(\.string) {
+            for value in (try redis.call(["HVALS", k]).array ?? []).compactMap(\.string) {
+                n += value.split(separator: " ").filter { $0.contains("/") }.count
+            }
+        }
+    } while cursor != "0"
+    return n
 }
 
 /// Polls `condition` every 20 ms until it holds or `timeout` seconds pass; returns whether it held.

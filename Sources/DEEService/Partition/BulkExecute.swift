@@ -44,6 +44,7 @@ extension PartitionOwner {
             var valid: [(Int, String, [String: JSONValue])] = []
             var checks: [[String]] = []
         }
+        let check = enrollmentCheck
         func prepare(_ batch: [Int]) -> Prepared {
             var out = Prepared()
             for i in batch {
@@ -62,8 +63,7 @@ extension PartitionOwner {
                     continue
                 }
                 out.valid.append((i, cid, o))
-                out.checks.append(["HEXISTS", keys.suppressed, cid])
-                out.checks.append(["HGET", keys.enroll, "\(p.id):\(cid)"])
+                out.checks += check.commands(keys, planId: p.id, contactId: cid)
             }
             return out
         }
@@ -96,9 +96,10 @@ extension PartitionOwner {
                 var set = ChangeSet(entry: nil)
                 for (i, e) in prepared.errors { tally.error(i, e) }
                 for (n, (i, cid, o)) in prepared.valid.enumerated() {
-                    if replies[2 * n].int == 1 {
+                    let found = check.read(replies, at: check.width * n, planId: p.id)
+                    if found.suppressed {
                         tally.skip(i, cid, "suppressed")
-                    } else if replies[2 * n + 1].string != nil || seen.contains(cid) {
+                    } else if found.openRun != nil || seen.contains(cid) {
                         tally.skip(i, cid, "already_enrolled")
                     } else {
                         seen.insert(cid)

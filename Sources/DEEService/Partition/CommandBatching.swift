@@ -57,6 +57,8 @@ extension PartitionOwner {
             var checkAt: Int?
             var readOnly: Bool { request?.isReadOnly ?? true }
         }
+        let enrollment = enrollmentCheck
+        let contactRuns = contactRunsRead
         var items: [Item] = []
         var checks: [[String]] = []
         var runIds: [String] = []
@@ -75,8 +77,7 @@ extension PartitionOwner {
                     let plan = try self.plan(e, request, redis)
                     item.plan = plan
                     item.checkAt = checks.count
-                    checks.append(["HEXISTS", keys.suppressed, contactId])
-                    checks.append(["HGET", keys.enroll, "\(plan.0.id):\(contactId)"])
+                    checks += enrollment.commands(keys, planId: plan.0.id, contactId: contactId)
                 case .pauseRun(let runId, _), .resumeRun(let runId), .cancelRun(let runId, _), .getRun(let runId),
                     .actionResult(let runId, _, _, _, _), .signal(.run(let runId), _, _, _):
                     runIds.append(runId)
@@ -96,7 +97,7 @@ extension PartitionOwner {
         runIds = Array(Set(runIds))
         contacts = Array(Set(contacts))
         let reads = checks + store.loadCommands(runIds)
-            + contacts.map { ["ZRANGE", "\(keys.base):\(PartitionKeys.contactSuffix($0))", "0", String(Self.groupedContactRuns)] }
+            + contacts.flatMap { contactRuns.commands(keys, contactId: $0, limit: Self.groupedContactRuns) }
         let found = try redis.pipeline(reads)
         try Failure.throwIfTransient(found)
         var batch = BatchRuns()
@@ -106,7 +107,7 @@ extension PartitionOwner {
         var crowded = Set<String>()
         var more: [String] = []
         for (k, contact) in contacts.enumerated() {
-            let ids = (found[checks.count + runIds.count + k].array ?? []).compactMap(\.string)
+            let ids = contactRuns.read(found, at: checks.count + runIds.count + k * contactRuns.width)
             if ids.count > Self.groupedContactRuns { crowded.insert(contact) }
             batch.fetched(contact: contact, ids: ids)
             more += ids.filter { !batch.has($0) }
@@ -190,8 +191,9 @@ extension PartitionOwner {
                             let plan = items[i].plan, let k = items[i].checkAt
                         {
                             let key = "\(plan.0.id):\(contactId)"
-                            let open = enrolledNow[key].map { $0.isEmpty ? nil : $0 } ?? found[k + 1].string
-                            if found[k].int == 1 {
+                            let stored = enrollment.read(found, at: k, planId: plan.0.id)
+                            let open = enrolledNow[key].map { $0.isEmpty ? nil : $0 } ?? stored.openRun
+                            if stored.suppressed {
                                 items[i].outcome = .error(
                                     DEEError(.suppressed, "contact \(contactId) is suppressed", field: "contact.id"))
                             } else if let open {

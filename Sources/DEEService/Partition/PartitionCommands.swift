@@ -149,13 +149,13 @@ extension PartitionOwner {
         startTick: Int?, context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection
     ) throws -> Outcome {
         let (p, version) = plan
-        let checks = try redis.pipeline([
-            ["HEXISTS", keys.suppressed, contactId], ["HGET", keys.enroll, "\(p.id):\(contactId)"],
-        ])
-        if checks[0].int == 1 {
+        let check = enrollmentCheck
+        let found = check.read(
+            try redis.pipeline(check.commands(keys, planId: p.id, contactId: contactId)), at: 0, planId: p.id)
+        if found.suppressed {
             return .error(DEEError(.suppressed, "contact \(contactId) is suppressed", field: "contact.id"))
         }
-        if let open = checks[1].string {
+        if let open = found.openRun {
             return .error(
                 DEEError(.alreadyEnrolled, "contact \(contactId) already has an open run \(open) of plan \(p.id)", field: "contact.id"))
         }

@@ -17,6 +17,7 @@ extension PartitionOwner {
         if state.withLock({ $0.machine.epoch }) != nil {
             if try lease.renew(redis) {
                 state.withLock { $0.renewed = .now }
+                try readLayout(redis)
                 return true
             }
             logger.warning("lost the partition lease")
@@ -32,8 +33,16 @@ extension PartitionOwner {
             $0.applied = position.applied
             $0.clock = position.clock
         }
+        try readLayout(redis)
         logger.info("took the partition", metadata: ["epoch": "\(epoch)"])
         return true
+    }
+
+    /// Reads the deployment's layout (`dee migrate` moves it on while engines run): until it is 3, the owner also
+    /// reads layout 2's contact indexes and enrollment hash. One HGET per renewal.
+    private func readLayout(_ redis: RedisConnection) throws {
+        let layout = try redis.call(["HGET", Keys(prefix: config.prefix).meta, "layout"]).int ?? Layout.longFields
+        state.withLock { $0.legacyContacts = layout < Layout.contactRecords }
     }
 
     /// Gives the lease up (graceful shutdown).

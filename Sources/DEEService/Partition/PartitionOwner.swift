@@ -32,7 +32,15 @@ final class PartitionOwner: Sendable {
         var clock = 0
         var copiedPlans = Set<String>()
         var renewed = ContinuousClock.now
+        /// Whether the deployment may still hold layout 2's contact indexes and enrollment hash (its `layout` was
+        /// below 3 when last read: on taking the partition, then at every renewal until it is not).
+        var legacyContacts = true
     }
+
+    /// The enrollment reads of an execute in this partition's current layout.
+    var enrollmentCheck: EnrollmentCheck { EnrollmentCheck(legacy: state.withLock { $0.legacyContacts }) }
+    /// The reads of a contact's run ids in this partition's current layout.
+    var contactRunsRead: ContactRunsRead { ContactRunsRead(legacy: state.withLock { $0.legacyContacts }) }
 
     init(partition: Int, config: EngineConfiguration, plans: PlanStore, logger: Logger) {
         self.partition = partition

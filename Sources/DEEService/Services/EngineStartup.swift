@@ -83,7 +83,7 @@ public final class EngineStartup: Sendable {
                 }
                 if layout < Layout.current {
                     logger.warning(
-                        "run hashes of an older key layout: reads and writes work, run `dee migrate` to shrink them",
+                        "keys of an older layout: reads and writes work, run `dee migrate` to convert (and shrink) them",
                         metadata: ["layout": "\(layout)", "current": "\(Layout.current)"])
                 }
                 if failures > 0 { logger.info("Redis reachable", metadata: ["redis": "\(redis.displayURL)"]) }

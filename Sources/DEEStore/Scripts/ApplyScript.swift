@@ -27,7 +27,9 @@ enum ApplyScript {
 --          what every executor group has acknowledged), XADDID (XADD key id
 --          fields: an entry under an id of our own, never trimmed here, skipped when the stream already reaches
 --          that id, as after a script that failed past it), HDELIF (pairs of field, value: the field is deleted
---          only while it holds that value).
+--          only while it holds that value), CXADD (pairs of contact id, token: the token is appended to the
+--          contact's field of a cx:<bucket> record, space-separated), CXDONE (pairs of contact id, run id: the run's
+--          token in the record loses its "/<plan>" tag). Records: Sources/DEEStore/ContactRecords.swift.
 -- Returns "OK", or an error reply: FENCED, APPLIED, BATCHGAP, BADWRITE (malformed list); none writes anything.
 local base = string.sub(KEYS[1], 1, -7)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -53,7 +55,7 @@ if bkey ~= '' then
   if tonumber(ARGV[5]) ~= done + 1 then return redis.error_reply('BATCHGAP') end
 end
 -- The whole list is checked before the first write, so a malformed one writes nothing.
-local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDKEEP = 1, XADDID = 1, HDELIF = 1}
+local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDKEEP = 1, XADDID = 1, HDELIF = 1, CXADD = 1, CXDONE = 1}
 local n, i = #ARGV, 8
 while i <= n do
   local c = tonumber(ARGV[i + 2])
@@ -78,6 +80,23 @@ while i <= n do
     if not tops[key] or not atOrBelow(ARGV[i + 3], tops[key]) then
       redis.call('XADD', key, unpack(ARGV, i + 3, last))
       tops[key] = ARGV[i + 3]
+    end
+  elseif op == 'CXADD' then
+    for j = i + 3, last - 1, 2 do
+      local v = redis.call('HGET', key, ARGV[j])
+      redis.call('HSET', key, ARGV[j], v and (v .. ' ' .. ARGV[j + 1]) or ARGV[j + 1])
+    end
+  elseif op == 'CXDONE' then
+    for j = i + 3, last - 1, 2 do
+      local v = redis.call('HGET', key, ARGV[j])
+      if v then
+        local s = ' ' .. v .. ' '
+        local a = string.find(s, ' ' .. ARGV[j + 1] .. '/', 1, true)
+        if a then
+          local b = string.find(s, ' ', a + 1, true)
+          redis.call('HSET', key, ARGV[j], string.sub(s, 2, a + #ARGV[j + 1]) .. string.sub(s, b, -2))
+        end
+      end
     end
   elseif op == 'HDELIF' then
     for j = i + 3, last - 1, 2 do

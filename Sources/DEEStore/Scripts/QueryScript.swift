@@ -10,10 +10,12 @@ enum QueryScript {
 -- ARGV[6]  offset              ARGV[7]  count
 -- ARGV[8]  id ceiling: only runs whose id sorts below it ("" for none)
 -- ARGV[9]  "1" to skip the exact total (a bulk command's batch needs only the page)
+-- ARGV[10] with a contactId: the key suffix of its record, cx:<bucket> (Sources/DEEStore/ContactRecords.swift)
 -- Returns {total, id, id, ...}.
 --
 -- Which indexes answer (all sorted sets scored by startedAt ms):
---   contactId given: the contact's index drives, each member checked (a contact has few runs);
+--   contactId given: the contact's record drives (and layout 2's idx:contact:<c> until dee migrate folds it),
+--                    each run checked (a contact has few runs);
 --   planId given:    idx:ps:<plan>:<status> for each status asked (all seven when none), merged;
 --   otherwise:       idx:status:<status> for each status asked (all seven when none), merged.
 -- Cost without contactId: per index O(log N) for the count and O(log N + offset + count) for the page;
@@ -32,7 +34,29 @@ local skipTotal = ARGV[9] == '1'
 if contact ~= '' then
   local statusSet = {}
   for _, s in ipairs(statuses) do statusSet[s] = true end
-  local ids = redis.call('ZRANGE', base .. ':idx:contact:' .. contact, max, min, 'BYSCORE', 'REV')
+  local ids, seen = {}, {}
+  local record = redis.call('HGET', base .. ':' .. ARGV[10], contact)
+  local windowed = min ~= '-inf' or max ~= '+inf'
+  local low = tonumber(min) or -math.huge
+  local high, open = tonumber(string.match(max, '^%(?(.*)$')) or math.huge, string.sub(max, 1, 1) == '('
+  for token in string.gmatch(record or '', '[^ ]+') do
+    local id = string.match(token, '^[^/]+')
+    local inside = true
+    if windowed then
+      -- startedAt: the run hash's field, else the id's first 13 digits (layout 2 stores it only when it differs).
+      local f = redis.call('HMGET', base .. ':run:' .. id, 'sa', 'startedAt')
+      local at = tonumber(f[1] or f[2] or string.sub(id, 1, 13)) or 0
+      inside = at >= low and (at < high or (not open and at == high))
+    end
+    if inside then
+      table.insert(ids, id)
+      seen[id] = true
+    end
+  end
+  -- Runs still in layout 2's sorted set, until dee migrate step 3 folds it into the record.
+  for _, id in ipairs(redis.call('ZRANGE', base .. ':idx:contact:' .. contact, max, min, 'BYSCORE', 'REV')) do
+    if not seen[id] then table.insert(ids, id) end
+  end
   table.sort(ids, listBefore)
   local result = {0}
   local total, taken = 0, 0

@@ -21,15 +21,16 @@ enum RunRetentionScript {
 -- run_retention.lua: remove finished runs older than the retention, at most ARGV[4] candidates per call.
 -- KEYS[1]  <prefix>:{p}:epoch. Every other key is <prefix>:{p}:<suffix>, derived from KEYS[1], so it is in the
 --          same Redis Cluster slot: finished (list), finished:backfill (zset), retention (hash), run:<id>,
---          audit:<id>, idx:status:<s>, idx:ps:<plan>:<s>, idx:contact:<contact>, due (zset), enroll (hash).
+--          audit:<id>, idx:status:<s>, idx:ps:<plan>:<s>, cx:<bucket> (the contact's record, ContactRecords),
+--          due (zset); layout 2's idx:contact:<contact> and enroll (hash) until dee migrate folds them.
 -- ARGV[1]  the caller's fencing epoch; refused (FENCED, nothing written) when the partition's epoch differs
 -- ARGV[2]  the retention, ms (a whole number >= 1)
 -- ARGV[3]  now, epoch ms, or "": Redis's clock (TIME), which is where entry ids, hence completedAt, come from
 -- ARGV[4]  candidates examined at most (removed or skipped)
 -- A run is removed when its hash says status (field s, or status in layout 1) completed, failed or cancelled and
 -- completedAt (ca, or completedAt) + ARGV[2] <= now:
--- its hash, its audit list, its entries in idx:status, idx:ps, idx:contact and due, and its enrollment entry if it
--- still names this run. The finished list is read from its head and stops at the first run not due yet (the list
+-- its hash, its audit list, its entries in idx:status, idx:ps and due, its token in its contact's record (the
+-- field goes with its last token), and in layout 2's idx:contact and enroll if still there. The finished list is read from its head and stops at the first run not due yet (the list
 -- is in completion order); the backfill set is read by score up to now - ARGV[2].
 -- Returns {removed, examined, more (1: the budget ran out), next due ms or '', now, gone, then per skipped run:
 -- id, reason}; reasons: gone, wrongtype, open, completedAt, corrupt, wrongtype:<suffix>. `gone` counts list
@@ -38,6 +39,8 @@ enum RunRetentionScript {
 -- Errors: FENCED; BACKFILL (the one-time backfill of this partition is not finished: nothing removed, since the
 -- backfill walks the status indexes by rank); BADTYPE <suffix> (a partition-wide key of another type: nothing
 -- written); BADARG.
+\#(ContactRecordsLua.bucket)
+\#(ContactRecordsLua.edit)
 local base = string.sub(KEYS[1], 1, -7)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return redis.error_reply('FENCED') end
 local retention, budget = tonumber(ARGV[2]), tonumber(ARGV[4])
@@ -97,8 +100,9 @@ local function later(suffix, id)
   table.insert(zrem[key], id)
 end
 -- One candidate: 'removed', 'notdue' (with its completedAt), 'gone' (listed, hash gone), or 'skipped'.
--- Per run: one HMGET and the ZREM of its contact's index, both with pcall (a key of another type answers an
--- error instead of stopping the script), then nothing that can fail.
+-- Per run: one HMGET, the read of its contact's record and the ZREM of a layout-2 contact index, all with pcall
+-- (a key of another type answers an error instead of stopping the script), then nothing that can fail (the
+-- record, read as a hash, can be written back).
 local function consider(id, listed)
   local key = base .. ':run:' .. id
   -- Layout 2's short names, else layout 1's (a run hash dee migrate has not reached yet; docs/MEMORY.md).
@@ -124,8 +128,19 @@ local function consider(id, listed)
     local it = typeOf(base .. ':' .. suffix)
     if it ~= 'none' and it ~= 'zset' then skip(id, 'wrongtype:' .. suffix) return 'skipped' end
   end
+  local cx = 'cx:' .. contactBucket(contactId)
+  local record = redis.pcall('HGET', base .. ':' .. cx, contactId)
+  if failed(record) then skip(id, 'wrongtype:' .. cx) return 'skipped' end
   local contact = 'idx:contact:' .. contactId
   if failed(redis.pcall('ZREM', base .. ':' .. contact, id)) then skip(id, 'wrongtype:' .. contact) return 'skipped' end
+  if record then
+    local rest = cxRemove(record, id)
+    if rest then
+      redis.call('HSET', base .. ':' .. cx, contactId, rest)
+    else
+      redis.call('HDEL', base .. ':' .. cx, contactId)
+    end
+  end
   later(status_, id)
   later(ps, id)
   later('due', id)
