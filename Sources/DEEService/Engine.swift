@@ -60,8 +60,10 @@ public final class Engine: Service, Sendable {
                 startup: startup,
                 service: ActionsRetention(config: config, redis: redisConfiguration, logger: logger))
         ]
+        // Rebalancing: the processes of a deployment share its partitions evenly (Partition/PartitionShare.swift).
+        let share = ProcessPartitions(partitions: config.partitions, instance: config.instance)
         let owners = (0..<config.partitions).map {
-            PartitionOwner(partition: $0, config: config, plans: plans, logger: logger)
+            PartitionOwner(partition: $0, config: config, plans: plans, share: share, logger: logger)
         }
         for owner in owners {
             out.append(PartitionOwnerService(owner: owner, startup: startup, redis: redisConfiguration, logger: logger))
@@ -81,6 +83,10 @@ public final class Engine: Service, Sendable {
             out.append(
                 TickerService(config: config, every: every, startup: startup, redis: redisConfiguration, logger: logger))
         }
+        // Last, so that a graceful shutdown stops it first: the process leaves the membership before its owners
+        // give their partitions up, and the others, counting one process fewer, take them at once.
+        out.append(
+            MembershipService(config: config, share: share, startup: startup, redis: redisConfiguration, logger: logger))
         return out
     }
 

@@ -15,6 +15,8 @@ public struct Keys: Sendable, Equatable {
     public var meta: String { "\(prefix):meta" }
     /// Counts the partitions that finished their share of a command split over all of them.
     public func gather(_ entry: String) -> String { "\(prefix):gather:\(entry)" }
+    /// The live engine processes (``Membership``): they share the partitions evenly.
+    public var members: String { "\(prefix):members" }
     /// The wall-clock ticker's lease (one process advances the clock).
     public var tickerLease: String { "\(prefix):ticker" }
     /// The router lease: one process routes the ingress stream at a time (SPEC 9); its epoch fences inbox writes.

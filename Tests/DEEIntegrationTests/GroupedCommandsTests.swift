@@ -104,6 +104,7 @@ import Testing
             // inbox and results are trimmed and the watermarks moved as rounds happen to fall (a grouped read moves
             // `applied`, a read alone does not), which is the engine's own business.
             if name.hasSuffix(":lease") || name.hasSuffix(":epoch") || name.hasSuffix(":rfence") || name.hasPrefix(":router")
+                || name == ":members"
                 || name.hasPrefix(":replies:") || name == ":commands" || name.hasSuffix(":results")
                 || name.hasSuffix(":inbox") || name.hasSuffix(":applied") || name.hasSuffix(":replied")
             {

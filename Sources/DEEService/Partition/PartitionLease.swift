@@ -12,20 +12,31 @@ extension PartitionOwner {
         Lease(key: keys.lease, epochKey: keys.epoch, holder: config.instance, milliseconds: config.leaseMilliseconds)
     }
 
-    /// Takes or renews the lease. Returns whether this process owns the partition now.
+    /// Takes or renews the lease, or gives it up to rebalance (``PartitionShare``). Returns whether this process
+    /// owns the partition now. Called between rounds, so a lease given up has nothing in flight.
     func holdLease(_ redis: RedisConnection) throws -> Bool {
         if state.withLock({ $0.machine.epoch }) != nil {
             if try lease.renew(redis) {
                 state.withLock { $0.renewed = .now }
                 try readLayout(redis)
+                if PartitionShare.shouldRelease(partition: partition, held: share.held, share: share.share) {
+                    releaseLease(redis)
+                    logger.info(
+                        "gave the partition up to another process (rebalancing)",
+                        metadata: ["members": "\(share.members)", "share": "\(share.share)"])
+                    return false
+                }
                 return true
             }
             logger.warning("lost the partition lease")
             state.withLock { $0.machine.lost() }
+            share.set(partition, held: false)
         }
+        guard try wantsLease(redis) else { return false }
         // The holder is unique per process instance: two processes never both think they hold a lease, even
         // with the same consumer name. A restarted process waits for its predecessor's lease to expire.
         guard let epoch = try lease.acquire(redis) else { return false }
+        share.set(partition, held: true)
         let position = try inbox.position(redis)
         state.withLock {
             $0.renewed = .now
@@ -45,10 +56,33 @@ extension PartitionOwner {
         state.withLock { $0.legacyContacts = layout < Layout.contactRecords }
     }
 
-    /// Gives the lease up (graceful shutdown).
+    /// Gives the lease up (graceful shutdown, rebalancing).
     func releaseLease(_ redis: RedisConnection) {
         lease.release(redis)
-        state.withLock { $0.machine.lost() }
+        state.withLock {
+            $0.machine.lost()
+            $0.freeSince = nil
+        }
+        share.set(partition, held: false)
+    }
+
+    /// Whether this process should ask for the partition's lease now: below its share, or the lease stayed free
+    /// for a whole lease period (then any process takes it, so that no partition waits on a miscount).
+    private func wantsLease(_ redis: RedisConnection) throws -> Bool {
+        let held = share.held.count, target = share.share
+        if held < target { return true }
+        let free = try redis.call(["EXISTS", keys.lease]).int == 0
+        let freeFor: Duration? = state.withLock { s in
+            if !free {
+                s.freeSince = nil
+                return nil
+            }
+            let since = s.freeSince ?? .now
+            s.freeSince = since
+            return ContinuousClock.now - since
+        }
+        return PartitionShare.standing(
+            held: held, share: target, freeFor: freeFor, grace: .milliseconds(config.leaseMilliseconds)) == .take
     }
 
     /// A third of the lease has passed since it was last renewed.

@@ -22,6 +22,8 @@ final class PartitionOwner: Sendable {
     let decoder: RequestDecoder
     let logger: Logger
     let signer: AuditSigner
+    /// The partitions this process holds and how many processes share them (rebalancing).
+    let share: ProcessPartitions
     /// What the owner knows of its partition; every job of the owner (one file each in this folder) reads it.
     let state = Mutex(State())
 
@@ -35,6 +37,8 @@ final class PartitionOwner: Sendable {
         /// Whether the deployment may still hold layout 2's contact indexes and enrollment hash (its `layout` was
         /// below 3 when last read: on taking the partition, then at every renewal until it is not).
         var legacyContacts = true
+        /// Since when this process has seen the lease free while leaving it to others (rebalancing).
+        var freeSince: ContinuousClock.Instant?
     }
 
     /// The enrollment reads of an execute in this partition's current layout.
@@ -42,8 +46,9 @@ final class PartitionOwner: Sendable {
     /// The reads of a contact's run ids in this partition's current layout.
     var contactRunsRead: ContactRunsRead { ContactRunsRead(legacy: state.withLock { $0.legacyContacts }) }
 
-    init(partition: Int, config: EngineConfiguration, plans: PlanStore, logger: Logger) {
+    init(partition: Int, config: EngineConfiguration, plans: PlanStore, share: ProcessPartitions, logger: Logger) {
         self.partition = partition
+        self.share = share
         self.config = config
         let k = Keys(prefix: config.prefix)
         self.keys = k.partition(partition)

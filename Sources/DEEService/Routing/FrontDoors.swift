@@ -25,10 +25,10 @@ public enum AccessControl {
         // streams: ingress (consumer group), inboxes, doors, events, actions, audit, replies, results, dead letters
         "xadd", "xread", "xreadgroup", "xack", "xautoclaim", "xgroup|create", "xpending", "xinfo|groups", "xrange",
         "xrevrange", "xtrim", "xdel", "xlen",
-        // hashes: runs, progress, enrollments, plans, attempts, door watermarks
+        // hashes: runs, progress, contact records, plans, attempts, door watermarks
         "hget", "hmget", "hgetall", "hset", "hsetnx", "hdel", "hexists", "hincrby",
-        // sorted sets: indexes and the due schedule
-        "zadd", "zrem", "zrange", "zcard", "zcount",
+        // sorted sets: indexes, the due schedule, the members
+        "zadd", "zrem", "zrange", "zcard", "zcount", "zremrangebyscore",
         // strings, lists and sets: clocks, watermarks, leases, results, audit lists, plan ids
         "get", "set", "incr", "del", "exists", "expire", "pexpire", "rpush", "lrange", "sadd", "smembers", "scard",
         // scripts and the rest

@@ -80,6 +80,7 @@ final class EngineProcess: @unchecked Sendable {
     @discardableResult
     func stop(grace: Double = 15) -> (status: Int32, seconds: Double)? {
         guard let process, process.isRunning else { return nil }
+        waitUntilStarted()
         let started = Date()
         kill(process.processIdentifier, SIGTERM)
         let deadline = started.addingTimeInterval(grace)
@@ -89,6 +90,19 @@ final class EngineProcess: @unchecked Sendable {
             return nil
         }
         return (process.terminationStatus, Date().timeIntervalSince(started))
+    }
+
+    /// Waits (at most 10 s) until this start logged "engine started": its service group runs and traps SIGTERM.
+    /// A SIGTERM in the first moments of a process, before the runtime has installed the service group's signal
+    /// handlers, ends it with the default action (status 15) or is lost; the scenarios test the shutdown of a
+    /// running engine, so they wait for that.
+    func waitUntilStarted() {
+        let deadline = Date().addingTimeInterval(10)
+        while process?.isRunning == true, Date() < deadline {
+            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+            if text.components(separatedBy: "engine started").count - 1 >= starts { return }
+            usleep(20_000)
+        }
     }
 
     var output: String { String((try? String(contentsOf: log, encoding: .utf8))?.suffix(4000) ?? "") }
