@@ -1,4 +1,5 @@
 import DEECore
+import DEEStore
 
 /// Settings of one engine process. Defaults are SPEC 5 and 9's.
 public struct EngineConfiguration: Sendable {
@@ -43,6 +44,9 @@ public struct EngineConfiguration: Sendable {
     /// How long a partition or router lease lasts without renewal; holders renew it every third of it.
     public var leaseMilliseconds = 10_000
     public var claimIdleMilliseconds = 30_000
+    /// Replicas every acknowledged or replied write must reach first (`WAIT`; 0: none, a Redis without replicas),
+    /// and how long to wait for them before trying again (`dee serve --wait-replicas`, `--wait-timeout`).
+    public var replicaWait = ReplicaWait.none
     /// Attempts at one entry, each made on its own and counted in Redis, after which it is a poison message (SPEC 9).
     public var maxDeliveries = 5
     /// HMAC key for audit checksums, kept outside Redis; nil: plain SHA-256.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import DEEMetricsServer
 import DEEService
+import DEEStore
 import Foundation
 import Logging
 import Metrics
@@ -59,6 +60,12 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Attempts at one entry, each on its own, before it is a poison message (dead letter).")
     var maxAttempts = 5
 
+    @Option(help: "Replicas that must have a write (WAIT) before its command is acknowledged or replied, 0-16; with replicas, set 1 so a failover loses nothing acknowledged.")
+    var waitReplicas = 0
+
+    @Option(help: "How long to wait for --wait-replicas before trying again (nothing is acknowledged meanwhile), e.g. 1s.")
+    var waitTimeout = "1s"
+
     @Option(help: "Producers with a front door <prefix>:commands:<name>, comma-separated (e.g. alice,bob): their entries are copied into <prefix>:commands with actor <name> (docs/ACCESS.md).")
     var producers: String?
 
@@ -71,12 +78,14 @@ struct Serve: AsyncParsableCommand {
     func validate() throws {
         for (name, value, range) in [
             ("--lease", lease, 0.2...3600.0), ("--claim-idle", claimIdle, 0.1...86400.0), ("--block", block, 0.01...60.0),
+            ("--wait-timeout", waitTimeout, 0.001...60.0),
         ] {
             guard let v = Durations.seconds(value), range.contains(v) else {
                 throw ValidationError("\(name) takes a duration like 10s or 500ms, from \(range.lowerBound)s to \(range.upperBound)s (got \(value))")
             }
         }
         guard (1...1000).contains(maxAttempts) else { throw ValidationError("--max-attempts must be 1-1000") }
+        guard (0...16).contains(waitReplicas) else { throw ValidationError("--wait-replicas must be 0-16") }
         // Leases are renewed between reads, and a read blocks up to --block: a shorter lease would expire while held.
         if let l = Durations.seconds(lease), let b = Durations.seconds(block), l < 4 * b {
             throw ValidationError("--lease (\(lease)) must be at least 4 times --block (\(block)), or leases expire while held")
@@ -139,6 +148,7 @@ struct Serve: AsyncParsableCommand {
         config.claimIdleMilliseconds = Durations.milliseconds(claimIdle)
         config.blockMilliseconds = Durations.milliseconds(block)
         config.maxDeliveries = maxAttempts
+        config.replicaWait = ReplicaWait(replicas: waitReplicas, timeoutMilliseconds: Durations.milliseconds(waitTimeout))
         config.producers = producerNames
         config.auditRetentionSeconds = auditRetention.flatMap(Durations.seconds).map { Int($0) }
         config.runRetentionMilliseconds = runRetention.map(Durations.milliseconds)

@@ -80,7 +80,9 @@ extension PartitionOwner {
             } catch {
                 // What was applied before the failure is replied and the watermark moved past it; the rest of the
                 // batch is read again and applied one by one, so the entry at fault is found and only it counted.
-                if let last, (try? Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(replies) + inbox.advanceCommands(to: last)))) != nil {
+                if let last, (try? config.replicaWait.wait(redis)) != nil,
+                    (try? Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(replies) + inbox.advanceCommands(to: last)))) != nil
+                {
                     state.withLock { $0.machine.replied(through: last) }
                 }
                 throw error
@@ -90,6 +92,8 @@ extension PartitionOwner {
         // Replies, then the replied watermark, in one round trip.
         let commands = replies + (last.map(inbox.advanceCommands) ?? [])
         if !commands.isEmpty {
+            // Nothing is replied before the replicas have what it answers (SPEC 9; off without --wait-replicas).
+            try config.replicaWait.wait(redis)
             let results = try redis.pipeline(ReplyAddress.expiring(commands))
             // A reply (or the watermark) refused for a passing reason (OOM) is sent again: the watermark stays, so
             // the next round reads these entries again and replies their stored results.
@@ -112,6 +116,7 @@ extension PartitionOwner {
             guard let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })) else {
                 // Not written by a router (an operator's XADD): nothing to apply, ever.
                 commands += poison(id, entry.fields, reason: "not an inbox entry (no type)")
+                try config.replicaWait.wait(redis)
                 try Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(commands) + inbox.doneCommands(entry.id)))
                 state.withLock { $0.machine.replied(through: entry.id) }
                 continue
@@ -131,6 +136,7 @@ extension PartitionOwner {
                     throw error
                 }
             }
+            try config.replicaWait.wait(redis)
             try Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(commands) + inbox.doneCommands(entry.id)))
             state.withLock { $0.machine.replied(through: entry.id) }
         }

@@ -144,7 +144,10 @@ final class FrontDoors: Sendable {
         }
         guard !calls.isEmpty else { return 0 }
         // Refusals first: answered at least once; the copy script then moves the watermark past them.
-        if !refusals.isEmpty { _ = try redis.pipeline(ReplyAddress.expiring(refusals)) }
+        if !refusals.isEmpty {
+            try config.replicaWait.wait(redis)
+            _ = try redis.pipeline(ReplyAddress.expiring(refusals))
+        }
         var copied = 0
         var watermarks: [(name: String, watermark: String)] = []
         for (name, outcome) in zip(callDoor, try store.copy(calls, redis)) {
@@ -162,6 +165,8 @@ final class FrontDoors: Sendable {
                 }
             }
         }
+        // A door entry is trimmed only once the replicas have its ingress copy (SPEC 9).
+        try config.replicaWait.wait(redis)
         try store.trim(watermarks, redis)
         return copied
     }

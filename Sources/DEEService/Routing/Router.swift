@@ -51,8 +51,15 @@ final class Router: Sendable {
         let routed = batch.map(\.id)
         let parts = out.inbox.keys.sorted()
         let calls = parts.map { ingress.appendCall(partition: $0, epoch: epoch, entries: out.inbox[$0] ?? []) }
-        let (codes, replies) = try ingress.append(calls, then: ReplyAddress.expiring(out.commands), redis)
+        // With --wait-replicas, the router's own replies (plan commands, reads) wait for the replicas too.
+        let waiting = config.replicaWait.enabled
+        var (codes, replies) = try ingress.append(
+            calls, then: waiting ? [] : ReplyAddress.expiring(out.commands), redis)
         if codes.contains(where: { $0 == nil }) { return .fenced }
+        if waiting {
+            try config.replicaWait.wait(redis)
+            if !out.commands.isEmpty { replies = try redis.pipeline(ReplyAddress.expiring(out.commands)) }
+        }
         // A reply or rejection Redis refused for a passing reason (OOM) is sent again: nothing is acknowledged.
         try Failure.throwIfTransient(replies)
         var perEntry: [String: [(partition: Int, code: AppendCode)]] = [:]
@@ -67,6 +74,9 @@ final class Router: Sendable {
                 try deadletter(entry, reason: "inbox gap in partitions \(partitions)", redis)
             }
         }
+        // Acknowledged only once the replicas have the inbox copies (SPEC 9): else a failover could lose a command
+        // the ingress group no longer holds.
+        try config.replicaWait.wait(redis)
         try ingress.ack(routed, forgettingAttempts: counted, redis)
         return .done
     }
@@ -79,6 +89,7 @@ final class Router: Sendable {
             let attempts = try ingress.countAttempt(entry.id, redis)
             if AttemptDecision.decide(attempts: attempts, maxAttempts: config.maxDeliveries) == .poison {
                 try poison(entry, reason: "failed \(attempts - 1) attempts", redis)
+                try config.replicaWait.wait(redis)
                 try ingress.ack([entry.id], forgettingAttempts: true, redis)
                 continue
             }
@@ -103,6 +114,7 @@ final class Router: Sendable {
         // The answer first, then the dead letter: if either is refused, nothing is acknowledged and both are sent
         // again (the answer at least once, the dead letter once).
         if let r = address.command(.error(error), maxLen: config.replyMaxLen) {
+            try config.replicaWait.wait(redis)
             try Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring([r])))
         }
         try deadletter(entry, reason: reason, redis)
