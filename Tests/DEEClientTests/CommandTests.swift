@@ -39,9 +39,10 @@ import Testing
     }
 
     @Test func timesOutWhenNoEngineRuns() async throws {
-        // Republished after each third of the timeout: at 1 s and 2 s. On a loaded machine the last republish may
-        // fall past the deadline, so the count is 2 or 3, never 1 and never more than the attempts.
-        try await ClientHarness.with(engine: false, timeout: .seconds(3), attempts: 3) { engine, env in
+        // Republished after each third of the timeout: at 2 s and 4 s. On a loaded machine the last republish may
+        // fall past the deadline (seen with a 3 s timeout while two builds ran), so the count is 2 or 3, never 1 and
+        // never more than the attempts.
+        try await ClientHarness.with(engine: false, timeout: .seconds(6), attempts: 3) { engine, env in
             let error = await #expect(throws: DEEClientError.self) {
                 _ = try await engine.command("stats", [:], requestId: "no-engine")
             }
