@@ -86,20 +86,16 @@ public struct ChangeSet: Sendable {
             if !fields.set.isEmpty { w.add("HSET", PartitionKeys.runSuffix(id), fields.set.flatMap { [$0.0, $0.1] }) }
             if !fields.deleted.isEmpty { w.add("HDEL", PartitionKeys.runSuffix(id), fields.deleted) }
         }
+        var indexMoves: [String] = []
         for id in order {
             guard let start = first[id], let end = last[id] else { continue }
             let run = end.run
             let created = start.created
             let old = created ? nil : start.before?.status
             let score = String(run.startedAt)
-            if old != run.status {
-                if let old {
-                    w.group("ZREM", PartitionKeys.statusSuffix(old), [id])
-                    w.group("ZREM", PartitionKeys.planStatusSuffix(run.planId, old), [id])
-                }
-                w.group("ZADD", PartitionKeys.statusSuffix(run.status), [score, id])
-                w.group("ZADD", PartitionKeys.planStatusSuffix(run.planId, run.status), [score, id])
-            }
+            // The status and plan+status indexes (layout 4's buckets): one IX write for the set, the script
+            // numbers created runs in this order (their creation order) and groups the moves per key.
+            if old != run.status { indexMoves += [id, run.planId, old?.rawValue ?? "", run.status.rawValue, score] }
             if created { w.group("ZADD", PartitionKeys.contactSuffix(run.contactId), [score, id]) }
             let scheduled = run.status != .paused && run.status.isOpen
             if scheduled, let due = run.due {
@@ -115,11 +111,18 @@ public struct ChangeSet: Sendable {
             }
         }
         w.flushGroups()
+        // In whole fives (maxArguments is a multiple of 5).
+        var start = 0
+        while start < indexMoves.count {
+            let end = min(indexMoves.count, start + WriteList.maxArguments)
+            w.add("IX", PartitionKeys.bucketMapSuffix, Array(indexMoves[start..<end]))
+            start = end
+        }
         // One RPUSH per set. Terminal is final, so a run is listed once; entries are applied in id order and
         // completedAt is the finishing entry's ms, so the list stays in completedAt order and run retention reads
         // the runs due from its head (Sources/DEEService/Retention).
         if !finished.isEmpty {
-            var start = 0
+            start = 0
             while start < finished.count {
                 let end = min(finished.count, start + WriteList.maxArguments)
                 w.add("RPUSH", PartitionKeys.finishedSuffix, Array(finished[start..<end]))

@@ -307,13 +307,14 @@ struct Bench: ParsableCommand {
         var sampleRun = 0, sampleCount = 0
         for p in 0..<partitions {
             let k = Keys(prefix: prefix).partition(p)
-            let n = try redis.pipeline(RunStatus.allCases.map { ["ZCARD", k.status($0)] }).reduce(0) { $0 + ($1.int ?? 0) }
+            let n = try redis.pipeline(RunStatus.allCases.flatMap { k.runCountCommands($0) }).reduce(0) { $0 + ($1.int ?? 0) }
             runs += n
             events += usage(k.events)
             actions += usage(k.actions)
             transient += usage(k.inbox) + usage(k.results)
             // Audit lists and run hashes: a sample of 1000 runs per partition.
-            let sample = (try redis.call(["ZRANGE", k.status(.active), "0", "999"]).array ?? []).compactMap(\.string)
+            let sample = try PartitionStore(partition: p, keys: Keys(prefix: prefix), streamMaxLen: 0)
+                .query(RunFilter(statuses: [.active]), offset: 0, count: 1000, skipTotal: true, redis).ids
             let auditSample = sample.reduce(0) { $0 + usage(k.audit($1)) }
             if !sample.isEmpty { audit += auditSample * n / sample.count }
             sampleRun += sample.reduce(0) { $0 + usage(k.run($1)) }
