@@ -95,7 +95,10 @@ public struct ChangeSet: Sendable {
             let score = String(run.startedAt)
             // The status and plan+status indexes (layout 4's buckets): one IX write for the set, the script
             // numbers created runs in this order (their creation order) and groups the moves per key.
-            if old != run.status { indexMoves += [id, run.planId, old?.rawValue ?? "", run.status.rawValue, score] }
+            // ("" as the old status is what makes the script number the run: only for a run created here.)
+            if old != run.status, let from = created ? "" : old?.rawValue {
+                indexMoves += [id, run.planId, from, run.status.rawValue, score]
+            }
             if created { w.group("ZADD", PartitionKeys.contactSuffix(run.contactId), [score, id]) }
             let scheduled = run.status != .paused && run.status.isOpen
             if scheduled, let due = run.due {

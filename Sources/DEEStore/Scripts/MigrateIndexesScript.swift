@@ -9,36 +9,24 @@ enum MigrateIndexesScript {
 -- migrate_indexes.lua: move up to ARGV[1] runs from the layout-2 indexes into layout 4's buckets, atomically.
 -- KEYS[1]  <prefix>:{p}:bmap. Every other key is <prefix>:{p}:<suffix>, derived from KEYS[1] (same slot):
 --          idx:status:<s>, idx:ps:<plan>:<s> (layout 2), ixs:<s>[:<b>], ixp:<plan>:<s>[:<b>] (layout 4), nlegacy,
---          run:<id> (its plan: field p, or planId in layout 1), retention, finished, finished:backfill.
+--          run:<id> (its plan: field p, or planId in layout 1).
 -- ARGV[1]  runs moved at most
 -- The highest ids across the seven idx:status:<s> go first; run m of the migration (nlegacy counts them) goes to
 -- bucket b = -1 - floor(m / 128), its entries in idx:status:<s> and idx:ps:<plan>:<s> to ixs:<s>:<b> and
 -- ixp:<plan>:<s>:<b> (same score), counted in ixs:<s> and ixp:<plan>:<s> (fields <b>, s<floor(b/128)>, all), and
--- bmap's member for b names its lowest id so far. While run retention's one-time backfill is not done (retention
--- bf), a terminal run that finished before the head of the finished list is put in finished:backfill by its
--- completedAt, since the backfill walks only the layout-2 sets and would miss it.
+-- bmap's member for b names its lowest id so far. (Run retention's one-time backfill walks the layout-2 set of a
+-- status before its buckets, so a run moved here before the walk reached it is found in its bucket.)
 -- Returns {moved, left (runs still in the layout-2 status sets)}.
 local base = string.sub(KEYS[1], 1, -6)
 local size = tonumber(ARGV[1])
 if not size or size < 1 then return redis.error_reply('BADARG') end
 local statuses = {'pending', 'active', 'waiting', 'paused', 'completed', 'failed', 'cancelled'}
-local terminal = {completed = true, failed = true, cancelled = true}
 local cand = {}
 for _, s in ipairs(statuses) do
   local items = redis.call('ZRANGE', base .. ':idx:status:' .. s, 0, size - 1, 'REV', 'WITHSCORES')
   for i = 1, #items, 2 do table.insert(cand, {items[i], items[i + 1], s}) end
 end
 table.sort(cand, function(a, b) return a[1] > b[1] end)
--- Whether terminal runs must be handed to run retention's backfill, and up to which completedAt.
-local backfill, bound = false, nil
-if redis.call('HGET', base .. ':retention', 'bf') ~= 'done' then
-  backfill = true
-  local head = redis.call('LINDEX', base .. ':finished', 0)
-  if head then
-    local v = redis.call('HMGET', base .. ':run:' .. head, 'ca', 'completedAt')
-    bound = tonumber(v[1] or v[2])
-  end
-end
 local frontier = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
 local m = tonumber(redis.call('GET', base .. ':nlegacy')) or 0
 local adds, order, counts, corder, lowest = {}, {}, {}, {}, {}
@@ -68,15 +56,11 @@ for i = 1, math.min(size, #cand) do
   redis.call('ZREM', base .. ':idx:status:' .. s, id)
   add(base .. ':ixs:' .. s .. ':' .. b, score, id)
   count(base .. ':ixs:' .. s, b)
-  local f = redis.call('HMGET', base .. ':run:' .. id, 'p', 'planId', 'ca', 'completedAt')
+  local f = redis.call('HMGET', base .. ':run:' .. id, 'p', 'planId')
   local plan = f[1] or f[2]
   if plan and redis.call('ZREM', base .. ':idx:ps:' .. plan .. ':' .. s, id) == 1 then
     add(base .. ':ixp:' .. plan .. ':' .. s .. ':' .. b, score, id)
     count(base .. ':ixp:' .. plan .. ':' .. s, b)
-  end
-  local completedAt = tonumber(f[3] or f[4])
-  if backfill and terminal[s] and completedAt and (not bound or completedAt <= bound) then
-    redis.call('ZADD', base .. ':finished:backfill', string.format('%d', completedAt), id)
   end
   lowest[b] = id
   moved = moved + 1
