@@ -289,11 +289,13 @@ struct Bench: ParsableCommand {
     }
 
     func startWindow(_ redis: RedisConnection) -> (Int64, Int64) {
-        let all = Keys(prefix: prefix).partition(partitions - 1).status(.active)
-        let first = (try? redis.call(["ZRANGE", all, "0", "0", "WITHSCORES"]).array) ?? []
-        let last = (try? redis.call(["ZRANGE", all, "-1", "-1", "WITHSCORES"]).array) ?? []
-        let a = Int64(first.count == 2 ? first[1].int ?? 0 : 0)
-        let b = Int64(last.count == 2 ? last[1].int ?? 0 : 0)
+        // The newest and the oldest active run (listRuns order ends with the oldest millisecond), by their ids' ms.
+        let store = PartitionStore(partition: partitions - 1, keys: Keys(prefix: prefix), streamMaxLen: 0)
+        let active = RunFilter(statuses: [.active])
+        let newest = try? store.query(active, offset: 0, count: 1, redis)
+        let oldest = try? store.query(active, offset: max(0, (newest?.total ?? 1) - 1), count: 1, redis)
+        let a = oldest?.ids.first.flatMap { Run.startedAt(impliedBy: $0) } ?? 0
+        let b = newest?.ids.first.flatMap { Run.startedAt(impliedBy: $0) } ?? 0
         return (a + (b - a) / 3, a + 2 * (b - a) / 3)
     }
 
