@@ -23,7 +23,8 @@ local ALL_STATUSES = {'pending', 'active', 'waiting', 'paused', 'completed', 'fa
 local function bucketNumber(member) return tonumber(string.match(member, ' (%-?%d+)$')) end
 
 -- The index of a filter: given the partition's key base, the statuses asked (a list, empty for all seven) and a
--- planId or "". Each part: its old sorted set (layout 2), its count hash, whether the old set exists.
+-- planId or "". Each part: its old sorted set (layout 2), its count hash, whether the old set exists, and its
+-- number of bucketed runs (a part with none is never read again).
 local function openIndex(base, statuses, plan)
   if #statuses == 0 then statuses = ALL_STATUSES end
   local ix = {bmap = base .. ':bmap', parts = {}, counts = {}, sums = {}, hasLegacy = false}
@@ -36,6 +37,13 @@ local function openIndex(base, statuses, plan)
     end
     part.hasLegacy = redis.call('EXISTS', part.legacy) == 1
     if part.hasLegacy then ix.hasLegacy = true end
+    part.all = tonumber(redis.call('HGET', part.counts, 'all')) or 0
+    -- A small count hash may be a listpack, where each HMGET field is a scan: read it whole, once.
+    if part.all > 0 and redis.call('HLEN', part.counts) <= 512 then
+      local flat = redis.call('HGETALL', part.counts)
+      part.whole = {}
+      for j = 1, #flat, 2 do part.whole[flat[j]] = tonumber(flat[j + 1]) end
+    end
     table.insert(ix.parts, part)
   end
   local lo = redis.call('ZRANGE', ix.bmap, 0, 0)[1]
@@ -47,21 +55,42 @@ local function openIndex(base, statuses, plan)
   return ix
 end
 
--- Runs in bucket b of every part ({sum, per part}); the 128 counts of b's group are read at once.
+-- Count fields of one part, by name (nil: 0): from its whole hash when it was read, else one HMGET.
+local function fieldsOf(part, fields)
+  if part.whole then
+    local v = {}
+    for j, f in ipairs(fields) do v[j] = part.whole[f] end
+    return v
+  end
+  return redis.call('HMGET', part.counts, unpack(fields))
+end
+
+-- Runs in bucket b of every part ({sum, per part}); read 32 buckets at a time (aligned), each part's count hash
+-- once per 32 buckets.
 local function bucketCounts(ix, b)
   local c = ix.counts[b]
   if c then return c end
-  local g = math.floor(b / 128)
+  if b < ix.bmin or b > ix.bmax then return {0} end
+  local k = math.floor(b / 32)
+  local lo, hi = math.max(32 * k, ix.bmin), math.min(32 * k + 31, ix.bmax)
   local fields = {}
-  for x = 128 * g, 128 * g + 127 do table.insert(fields, tostring(x)) end
-  for x = 128 * g, 128 * g + 127 do ix.counts[x] = {0} end
+  for x = lo, hi do
+    table.insert(fields, tostring(x))
+    local e = {0}
+    for i = 1, #ix.parts do e[i + 1] = 0 end
+    ix.counts[x] = e
+  end
   for i, part in ipairs(ix.parts) do
-    local v = redis.call('HMGET', part.counts, unpack(fields))
-    for j = 1, 128 do
-      local n = tonumber(v[j]) or 0
-      local e = ix.counts[128 * g + j - 1]
-      e[i + 1] = n
-      e[1] = e[1] + n
+    if part.all > 0 then
+      local v = fieldsOf(part, fields)
+      for j = 1, #fields do
+        local n = tonumber(v[j])
+        if n then
+          local e = ix.counts[lo + j - 1]
+          e[i + 1] = n
+          e[1] = e[1] + n
+        end
+      end
     end
   end
   return ix.counts[b]
@@ -78,8 +107,10 @@ local function groupSum(ix, g)
     ix.sums[x] = 0
   end
   for _, part in ipairs(ix.parts) do
-    local v = redis.call('HMGET', part.counts, unpack(fields))
-    for j, x in ipairs(gs) do ix.sums[x] = ix.sums[x] + (tonumber(v[j]) or 0) end
+    if part.all > 0 then
+      local v = fieldsOf(part, fields)
+      for j, x in ipairs(gs) do ix.sums[x] = ix.sums[x] + (tonumber(v[j]) or 0) end
+    end
   end
   return ix.sums[g]
 end
@@ -97,11 +128,18 @@ local function sumAbove(ix, b)
   if not ix.bmin then return 0 end
   if b == 'L' then
     local n = 0
-    for _, part in ipairs(ix.parts) do n = n + (tonumber(redis.call('HGET', part.counts, 'all')) or 0) end
+    for _, part in ipairs(ix.parts) do n = n + part.all end
     return n
   end
   local n, g = 0, math.floor(b / 128)
-  for x = b + 1, math.min(128 * g + 127, ix.bmax) do n = n + bucketCounts(ix, x)[1] end
+  -- Within b's group, the buckets above b, or the group's sum less the buckets up to b: whichever is fewer.
+  local lo, hi = math.max(128 * g, ix.bmin), math.min(128 * g + 127, ix.bmax)
+  if hi - b <= b - lo + 1 then
+    for x = b + 1, hi do n = n + bucketCounts(ix, x)[1] end
+  else
+    n = groupSum(ix, g)
+    for x = lo, b do n = n - bucketCounts(ix, x)[1] end
+  end
   for x = g + 1, ix.gmax do n = n + groupSum(ix, x) end
   return n
 end
@@ -248,10 +286,69 @@ local function readDesc(ix, d, n)
   return out
 end
 
+-- Up to n ids of millisecond ms in ascending order, from ascending rank r among them: from the segment where ms's
+-- ids begin (bmap), upwards, skipping whole buckets by their counts. The caller asks only ranks the millisecond
+-- has, so a bucket that reaches past it is never skipped wrongly.
+local function readAsc(ix, ms, r, n)
+  local out = {}
+  local seg = bucketOf(ix, ms)
+  local first = true
+  while seg ~= nil and #out < n do
+    local counts = seg ~= 'L' and bucketCounts(ix, seg) or nil
+    local skip = false
+    if not first and counts and counts[1] <= r then
+      r = r - counts[1]
+      skip = true
+    end
+    if not skip then
+      local keys = {}
+      for i, part in ipairs(ix.parts) do
+        local here
+        if seg == 'L' then here = part.hasLegacy else here = counts[i + 1] > 0 end
+        if here then table.insert(keys, segKey(part, seg)) end
+      end
+      local all = {}
+      if #keys == 1 then
+        all = redis.call('ZRANGE', keys[1], ms, ms, 'BYSCORE', 'LIMIT', r, n - #out)
+        r = math.max(0, r - redis.call('ZCOUNT', keys[1], ms, ms))
+      else
+        for _, k in ipairs(keys) do
+          for _, id in ipairs(redis.call('ZRANGE', k, ms, ms, 'BYSCORE', 'LIMIT', 0, r + n - #out)) do
+            table.insert(all, id)
+          end
+        end
+        table.sort(all)
+        local have = 0
+        for _, k in ipairs(keys) do have = have + redis.call('ZCOUNT', k, ms, ms) end
+        local sliced = {}
+        for i = r + 1, math.min(#all, r + n - #out) do table.insert(sliced, all[i]) end
+        all = sliced
+        r = math.max(0, r - have)
+      end
+      for _, id in ipairs(all) do table.insert(out, id) end
+    end
+    first = false
+    -- The next segment up: the lowest bucket (from the old sets), else the next bucket that holds ids.
+    if seg == 'L' then
+      if ix.bmin then seg = ix.bmin else seg = nil end
+      if seg ~= nil and bucketCounts(ix, seg)[1] == 0 then seg = seg + 1 end
+    else
+      seg = seg + 1
+      if seg > ix.bmax then seg = nil end
+    end
+    while seg ~= nil and seg ~= 'L' and bucketCounts(ix, seg)[1] == 0 do
+      seg = seg + 1
+      if seg > ix.bmax then seg = nil end
+    end
+  end
+  return out
+end
+
 -- `count` ids in listRuns order (newest millisecond first, ties by id ascending) from position `offset` of the
 -- descending positions [top, bottom). A millisecond's ids are the same positions in either order, turned around:
 -- the page is the descending range of its positions with each inner millisecond reversed, and its first and last
--- milliseconds (which may reach past the page) read again from their reflected positions.
+-- milliseconds (which may reach past the page) read again in ascending order from their own first id: the first
+-- from the rank the page starts at (its ids above the page, or above `top`, counted), the last from its lowest.
 local function newestFirst(ix, top, bottom, offset, count)
   local out = {}
   local d0 = top + offset
@@ -268,10 +365,12 @@ local function newestFirst(ix, top, bottom, offset, count)
     if i > 1 and j < n then
       for t = j, i, -1 do table.insert(out, items[t]) end
     else
-      local gs = math.max(top, above(ix, ms .. '-~', false))
-      local ge = math.min(bottom, above(ix, ms, false))
-      local got = readDesc(ix, gs + ge - pos - size, size)
-      for t = #got, 1, -1 do table.insert(out, got[t]) end
+      -- The ids of ms above the page (and in the window) come first in listRuns order: skip as many.
+      local r = 0
+      if i == 1 then r = pos - math.max(top, above(ix, ms .. '-~', false)) end
+      -- (With a ceiling inside ms, top is below ms's highest ids, which are left out: ascending ranks count from
+      -- its lowest id, so the rank stands.)
+      for _, id in ipairs(readAsc(ix, ms, r, size)) do table.insert(out, id) end
     end
     pos = pos + size
     i = j + 1
