@@ -106,7 +106,7 @@ import Testing
             let first = try migration.run(maxBatches: 1, env.redis)
             #expect(!first.done && first.batches == 1)
             #expect(try migration.layout(env.redis) == Layout.longFields)
-            #expect(try env.redis.call(["HGET", env.key("meta"), "migrate:0"]).string != nil, "its cursor is kept")
+            #expect(try env.redis.call(["HGET", env.key("meta"), "migrate:2:0"]).string != nil, "its cursor is kept")
             let rest = try migration.run(env.redis)
             #expect(rest.done)
             #expect(first.converted + rest.converted == ids.count)
