@@ -171,15 +171,19 @@ struct PartitionReads: Sendable {
         for p in parts {
             let k = keys.partition(p)
             let actions = ActionsStore(keys: k)
+            // Runs by status: the layout-2 set and the count hash of each status index (BucketedIndexes.swift).
             let replies = try redis.pipeline(
-                RunStatus.allCases.map { ["ZCARD", k.status($0)] } + [["GET", k.clock]] + actions.readCommands
+                RunStatus.allCases.flatMap { k.runCountCommands($0) } + [["GET", k.clock]] + actions.readCommands
                     + [RunRetentionStore(keys: k).removedCommand])
-            for (s, r) in zip(RunStatus.allCases, replies) { counts[s.rawValue, default: 0] += r.int ?? 0 }
-            let clock = replies[RunStatus.allCases.count].int ?? 0
+            for (i, s) in RunStatus.allCases.enumerated() {
+                counts[s.rawValue, default: 0] += PartitionKeys.runCount(replies[2 * i..<2 * i + 2])
+            }
+            let n = 2 * RunStatus.allCases.count
+            let clock = replies[n].int ?? 0
             tick = min(tick ?? clock, clock)
-            backlog += replies[RunStatus.allCases.count + 1].int ?? 0
-            removed += RunRetentionStore.removedTotal(replies[RunStatus.allCases.count + 3])
-            for g in ActionsStore.groups(replies[RunStatus.allCases.count + 2]) {
+            backlog += replies[n + 1].int ?? 0
+            removed += RunRetentionStore.removedTotal(replies[n + 3])
+            for g in ActionsStore.groups(replies[n + 2]) {
                 executors.append([
                     "partition": .int(p), "group": .string(g.name), "pending": .int(g.pending),
                     "lag": g.lag.map(JSONValue.int) ?? .null,

@@ -86,19 +86,18 @@ public struct ChangeSet: Sendable {
             if !fields.set.isEmpty { w.add("HSET", PartitionKeys.runSuffix(id), fields.set.flatMap { [$0.0, $0.1] }) }
             if !fields.deleted.isEmpty { w.add("HDEL", PartitionKeys.runSuffix(id), fields.deleted) }
         }
+        var indexMoves: [String] = []
         for id in order {
             guard let start = first[id], let end = last[id] else { continue }
             let run = end.run
             let created = start.created
             let old = created ? nil : start.before?.status
             let score = String(run.startedAt)
-            if old != run.status {
-                if let old {
-                    w.group("ZREM", PartitionKeys.statusSuffix(old), [id])
-                    w.group("ZREM", PartitionKeys.planStatusSuffix(run.planId, old), [id])
-                }
-                w.group("ZADD", PartitionKeys.statusSuffix(run.status), [score, id])
-                w.group("ZADD", PartitionKeys.planStatusSuffix(run.planId, run.status), [score, id])
+            // The status and plan+status indexes (layout 4's buckets): one IX write for the set, the script
+            // numbers created runs in this order (their creation order) and groups the moves per key.
+            // ("" as the old status is what makes the script number the run: only for a run created here.)
+            if old != run.status, let from = created ? "" : old?.rawValue {
+                indexMoves += [id, run.planId, from, run.status.rawValue, score]
             }
             // The contact's record (layout 3, ContactRecords): created runs are appended, tagged with their plan while
             // open (their enrollment); a run becoming terminal loses its tag.
@@ -121,11 +120,18 @@ public struct ChangeSet: Sendable {
             }
         }
         w.flushGroups()
+        // In whole fives (maxArguments is a multiple of 5).
+        var start = 0
+        while start < indexMoves.count {
+            let end = min(indexMoves.count, start + WriteList.maxArguments)
+            w.add("IX", PartitionKeys.bucketMapSuffix, Array(indexMoves[start..<end]))
+            start = end
+        }
         // One RPUSH per set. Terminal is final, so a run is listed once; entries are applied in id order and
         // completedAt is the finishing entry's ms, so the list stays in completedAt order and run retention reads
         // the runs due from its head (Sources/DEEService/Retention).
         if !finished.isEmpty {
-            var start = 0
+            start = 0
             while start < finished.count {
                 let end = min(finished.count, start + WriteList.maxArguments)
                 w.add("RPUSH", PartitionKeys.finishedSuffix, Array(finished[start..<end]))

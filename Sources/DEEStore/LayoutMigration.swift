@@ -11,6 +11,8 @@ public enum Layout {
     /// Each contact's run ids and enrollments in one record of a bucket hash (`cx:<bucket>`, ``ContactRecords``)
     /// instead of a sorted set per contact and the `enroll` hash.
     public static let contactRecords = 3
+    /// Status and plan+status indexes in listpack buckets of 128 runs with count hashes (docs/MEMORY.md).
+    public static let bucketedIndexes = 4
     /// What this engine writes.
     public static var current: Int { LayoutMigration.steps.last?.layout ?? longFields }
 }
@@ -34,7 +36,7 @@ public protocol LayoutStep: Sendable {
 /// done in every partition, `layout` becomes its number.
 public struct LayoutMigration: Sendable {
     /// Every step, in order.
-    public static let steps: [any LayoutStep] = [CompactRunsStep(), ContactRecordsStep()]
+    public static let steps: [any LayoutStep] = [CompactRunsStep(), ContactRecordsStep(), BucketedIndexesStep()]
 
     public let keys: Keys
     public let partitions: Int
@@ -150,5 +152,36 @@ struct ContactRecordsStep: LayoutStep {
         }
         if next != "0" { return ((enrolling ? "e" : "k") + next, converted) }
         return (enrolling ? "0" : "e0", converted)
+    }
+}
+
+/// Layout 4: the runs of the layout-2 status and plan+status sorted sets moved into buckets of 128 with count hashes
+/// (Scripts/MigrateIndexesScript.swift), highest ids first. Engines meanwhile write new runs into buckets, move runs
+/// not reached yet within the old sets, and read both. When the status sets are empty, what is left in the old
+/// plan+status sets (entries whose run had no plan, or was in no status index: state an operator left) is
+/// deleted, since it would no longer sort below the buckets.
+struct BucketedIndexesStep: LayoutStep {
+    var layout: Int { Layout.bucketedIndexes }
+    var what: String { "index entries" }
+
+    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: RedisConnection) throws
+        -> (next: String, converted: Int)
+    {
+        let reply = try redis.evalScript(MigrateIndexesScript.source, keys: [keys.bucketMap], arguments: [String(size)])
+        if case .error(let e) = reply { throw RedisError(.server, "migrate indexes script: \(e)") }
+        guard let parts = reply.array, parts.count == 2, let moved = parts[0].int, let left = parts[1].int else {
+            throw RedisError(.unexpectedReply, "migrate indexes script answered \(reply)")
+        }
+        if left > 0 { return ("1", moved) }
+        // The plan registry (`<prefix>:{plans}:ids`; base is `<prefix>:{p}`) names every plan's old sets.
+        let prefix = String(keys.base.prefix { $0 != "{" }.dropLast())
+        let plans = (try redis.call(["SMEMBERS", Keys(prefix: prefix).planIds]).array ?? []).compactMap(\.string)
+        let leftovers = plans.flatMap { plan in
+            RunStatus.allCases.map { "\(keys.base):\(PartitionKeys.planStatusSuffix(plan, $0))" }
+        }
+        for start in stride(from: 0, to: leftovers.count, by: 500) {
+            try redis.call(["UNLINK"] + leftovers[start..<min(leftovers.count, start + 500)])
+        }
+        return ("0", moved)
     }
 }

@@ -289,11 +289,13 @@ struct Bench: ParsableCommand {
     }
 
     func startWindow(_ redis: RedisConnection) -> (Int64, Int64) {
-        let all = Keys(prefix: prefix).partition(partitions - 1).status(.active)
-        let first = (try? redis.call(["ZRANGE", all, "0", "0", "WITHSCORES"]).array) ?? []
-        let last = (try? redis.call(["ZRANGE", all, "-1", "-1", "WITHSCORES"]).array) ?? []
-        let a = Int64(first.count == 2 ? first[1].int ?? 0 : 0)
-        let b = Int64(last.count == 2 ? last[1].int ?? 0 : 0)
+        // The newest and the oldest active run (listRuns order ends with the oldest millisecond), by their ids' ms.
+        let store = PartitionStore(partition: partitions - 1, keys: Keys(prefix: prefix), streamMaxLen: 0)
+        let active = RunFilter(statuses: [.active])
+        let newest = try? store.query(active, offset: 0, count: 1, redis)
+        let oldest = try? store.query(active, offset: max(0, (newest?.total ?? 1) - 1), count: 1, redis)
+        let a = oldest?.ids.first.flatMap { Run.startedAt(impliedBy: $0) } ?? 0
+        let b = newest?.ids.first.flatMap { Run.startedAt(impliedBy: $0) } ?? 0
         return (a + (b - a) / 3, a + 2 * (b - a) / 3)
     }
 
@@ -307,13 +309,14 @@ struct Bench: ParsableCommand {
         var sampleRun = 0, sampleCount = 0
         for p in 0..<partitions {
             let k = Keys(prefix: prefix).partition(p)
-            let n = try redis.pipeline(RunStatus.allCases.map { ["ZCARD", k.status($0)] }).reduce(0) { $0 + ($1.int ?? 0) }
+            let n = try redis.pipeline(RunStatus.allCases.flatMap { k.runCountCommands($0) }).reduce(0) { $0 + ($1.int ?? 0) }
             runs += n
             events += usage(k.events)
             actions += usage(k.actions)
             transient += usage(k.inbox) + usage(k.results)
             // Audit lists and run hashes: a sample of 1000 runs per partition.
-            let sample = (try redis.call(["ZRANGE", k.status(.active), "0", "999"]).array ?? []).compactMap(\.string)
+            let sample = try PartitionStore(partition: p, keys: Keys(prefix: prefix), streamMaxLen: 0)
+                .query(RunFilter(statuses: [.active]), offset: 0, count: 1000, skipTotal: true, redis).ids
             let auditSample = sample.reduce(0) { $0 + usage(k.audit($1)) }
             if !sample.isEmpty { audit += auditSample * n / sample.count }
             sampleRun += sample.reduce(0) { $0 + usage(k.run($1)) }

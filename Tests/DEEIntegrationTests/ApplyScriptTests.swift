@@ -57,9 +57,15 @@ struct ApplyScriptTests {
         set.changes = [first, tick1, tick2]
         #expect(try f.store.apply(set, epoch: "1", f.redis) == .ok)
         let id = first.run.id
-        #expect(try f.members("idx:status:waiting") == [id])
-        #expect(try f.members("idx:status:active") == [])
-        #expect(try f.members("idx:ps:p:waiting") == [id])
+        let base = f.store.keys.base
+        #expect(try Indexes.members(f.redis, base: base, status: "waiting") == [id])
+        #expect(try Indexes.members(f.redis, base: base, status: "active") == [])
+        #expect(try Indexes.members(f.redis, base: base, status: "waiting", plan: "p") == [id])
+        // Layout 4: run 0 of the partition opens bucket 0, counted in the status and plan+status count hashes.
+        #expect(try f.redis.call(["ZRANGE", "\(base):bmap", "0", "-1"]).array?.first?.string == "\(id) 0")
+        #expect(try f.redis.call(["HGETALL", "\(base):ixs:waiting"]).pairs == ["0": "1", "s0": "1", "all": "1"])
+        #expect(try f.redis.call(["HGETALL", "\(base):ixp:p:waiting"]).pairs == ["0": "1", "s0": "1", "all": "1"])
+        #expect(try f.redis.call(["EXISTS", "\(base):ixs:active"]).int == 0)
         #expect(try f.redis.call(["HGET", f.store.keys.contactRecord("c0"), "c0"]).string == "\(id)/p")
         #expect(try f.redis.call(["ZSCORE", f.store.keys.due, id]).string == String(tick2.run.due ?? -1))
         #expect(try f.redis.call(["EXISTS", f.store.keys.enroll, f.store.keys.base + ":idx:contact:c0"]).int == 0)
@@ -77,7 +83,11 @@ struct ApplyScriptTests {
         var set = ChangeSet(entry: entry)
         set.changes = (0..<2_500).map { f.created($0, entry: entry) }
         #expect(try f.store.apply(set, epoch: "1", f.redis) == .ok)
-        #expect(try f.redis.call(["ZCARD", "\(f.store.keys.base):idx:status:active"]).int == 2_500)
+        #expect(try Indexes.members(f.redis, base: f.store.keys.base, status: "active").count == 2_500)
+        #expect(try f.redis.call(["HGET", "\(f.store.keys.base):ixs:active", "all"]).int == 2_500)
+        // 2,500 runs: buckets 0…19, the last one of 68.
+        #expect(try f.redis.call(["ZCARD", "\(f.store.keys.base):ixs:active:19"]).int == 2_500 - 19 * 128)
+        #expect(try f.redis.call(["OBJECT", "ENCODING", "\(f.store.keys.base):ixs:active:0"]).string == "listpack")
         #expect(try f.redis.call(["ZCARD", f.store.keys.due]).int == 2_500)
         #expect(try enrollmentCount(f.redis, base: f.store.keys.base) == 2_500)
         #expect(try f.redis.call(["XLEN", f.store.keys.events]).int == 2_500)
@@ -120,11 +130,11 @@ struct ApplyScriptTests {
         // The first entry alone, then the group of all three: refused whole.
         #expect(try f.store.apply(sets[0], epoch: "1", f.redis) == .ok)
         #expect(try f.store.apply(ChangeSet(group: sets), epoch: "1", f.redis) == .alreadyApplied)
-        #expect(try f.redis.call(["ZCARD", "\(f.store.keys.base):idx:status:active"]).int == 1)
+        #expect(try Indexes.members(f.redis, base: f.store.keys.base, status: "active").count == 1)
         #expect(try f.redis.call(["GET", f.store.keys.applied]).string == entries[0].description)
         // The other two as a group: both written, the watermark at the last.
         #expect(try f.store.apply(ChangeSet(group: Array(sets[1...])), epoch: "1", f.redis) == .ok)
-        #expect(try f.redis.call(["ZCARD", "\(f.store.keys.base):idx:status:active"]).int == 3)
+        #expect(try Indexes.members(f.redis, base: f.store.keys.base, status: "active").count == 3)
         #expect(try f.redis.call(["GET", f.store.keys.applied]).string == entries[2].description)
         for (i, entry) in entries.enumerated() {
             #expect(try f.redis.call(["GET", f.store.keys.request("@\(entry)")]).string == "stored \(i)")

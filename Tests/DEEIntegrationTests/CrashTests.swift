@@ -217,7 +217,7 @@ import Darwin
             #expect(created.count == n)
             #expect(Set(created.compactMap { $0["contactId"] }).count == n, "a contact got two runs")
             #expect(try enrollmentCount(redis, base: "\(prefix):{0}") == n)
-            #expect(try redis.call(["ZCARD", "\(prefix):{0}:idx:status:active"]).int == n)
+            #expect(try Indexes.members(redis, base: "\(prefix):{0}", status: "active").count == n)
         }
     }
 }

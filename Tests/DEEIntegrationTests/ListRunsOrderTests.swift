@@ -20,11 +20,7 @@ import Testing
     static func storedRuns(_ env: TestEngine.Env, partitions: Int) throws -> [Stored] {
         var out: [Stored] = []
         for p in 0..<partitions {
-            var ids: [String] = []
-            for s in RunStatus.allCases {
-                ids += (try env.redis.call(["ZRANGE", env.key("{\(p)}:idx:status:\(s.rawValue)"), "0", "-1"]).array ?? [])
-                    .compactMap(\.string)
-            }
+            let ids = try Indexes.allRuns(env.redis, base: env.key("{\(p)}"))
             if ids.isEmpty { continue }
             // Layout 2 (docs/MEMORY.md): startedAt is the id's first 13 digits unless `sa` says otherwise.
             let replies = try env.redis.pipeline(ids.map { ["HMGET", env.key("{\(p)}:run:\($0)"), "p", "s", "sa"] })

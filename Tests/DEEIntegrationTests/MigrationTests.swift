@@ -30,10 +30,7 @@ import Testing
     }
 
     static func runIds(_ env: TestEngine.Env) throws -> [String] {
-        try RunStatus.allCases.flatMap { s in
-            (try env.redis.call(["ZRANGE", env.key("{0}:idx:status:\(s.rawValue)"), "0", "-1"]).array ?? [])
-                .compactMap(\.string)
-        }.sorted()
+        try Indexes.allRuns(env.redis, base: env.key("{0}"))
     }
 
     static func hash(_ env: TestEngine.Env, _ id: String) throws -> [String: String] {

@@ -69,12 +69,13 @@ import Testing
             for (id, status, plan, who) in gone {
                 #expect(try !env.exists("{0}:run:\(id)"), "\(id)")
                 #expect(try !env.exists("{0}:audit:\(id)"), "\(id)")
-                #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:status:\(status)"), id]).isNull)
-                #expect(try env.redis.call(["ZSCORE", env.key("{0}:idx:ps:\(plan):\(status)"), id]).isNull)
+                #expect(try Indexes.score(env.redis, base: env.key("{0}"), status: status, id) == nil)
+                #expect(try Indexes.score(env.redis, base: env.key("{0}"), status: status, plan: plan, id) == nil)
                 #expect(try env.contactRecord(who) == nil, "\(who)")
                 #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), id]).isNull)
                 #expect(client.getRunStatus(id) == nil)
             }
+            #expect(try Indexes.countProblems(env.redis, base: env.key("{0}")).isEmpty, "layout 4's counts follow")
             #expect(try env.redis.call(["HGET", env.key("{0}:enroll"), "old:a"]).isNull)
             #expect(try env.redis.call(["HGET", env.key("{0}:enroll"), "old:zz"]).string == "someone-else")
             // The open old run, the open young run and the young finished run are untouched.
@@ -318,7 +319,7 @@ import Testing
             #expect(try env.redis.call(["TYPE", k("run:\(ids[4])")]).string == "string")
             #expect(try env.redis.call(["TYPE", k(cx)]).string == "string")
             // Nothing of the skipped run 5 was touched.
-            #expect(try env.redis.call(["ZSCORE", k("idx:status:cancelled"), ids[5]]).isNull == false)
+            #expect(try Indexes.score(env.redis, base: env.key("{0}"), status: "cancelled", ids[5]) != nil)
             #expect(try env.exists("{0}:audit:\(ids[5])"))
             // The list is drained past them.
             #expect(try env.list("{0}:finished").isEmpty)

@@ -5,7 +5,7 @@ import Redis
 import ServiceLifecycle
 
 /// Samples the deployment-wide gauges from Redis every `metricsSampleEverySeconds` rather than counting them on
-/// the hot path: ingress lag and pending entries (`XINFO GROUPS <prefix>:commands`), runs by status (`ZCARD` of
+/// the hot path: ingress lag and pending entries (`XINFO GROUPS <prefix>:commands`), runs by status (`ZCARD` of the layout-2 sets and `all` of the count hashes of
 /// every partition's status indexes, one pipeline) and the dead letters (`XLEN`). Every process that serves
 /// metrics samples the same values; a dashboard takes any one (or the max).
 public final class MetricsSampler: Service, Sendable {
@@ -52,7 +52,7 @@ public final class MetricsSampler: Service, Sendable {
         var commands: [[String]] = [["XINFO", "GROUPS", keys.commands], ["XLEN", keys.deadletter]]
         for p in 0..<config.partitions {
             let pk = keys.partition(p)
-            for status in RunStatus.allCases { commands.append(["ZCARD", pk.status(status)]) }
+            for status in RunStatus.allCases { commands += pk.runCountCommands(status) }
         }
         let replies = try redis.pipeline(commands)
         var lag: Int?
@@ -70,9 +70,9 @@ public final class MetricsSampler: Service, Sendable {
         var k = 2
         for _ in 0..<config.partitions {
             for status in RunStatus.allCases {
-                if case .error(let e) = replies[k] { throw RedisError(.server, e) }
-                runs[status, default: 0] += replies[k].int ?? 0
-                k += 1
+                for r in replies[k..<k + 2] { if case .error(let e) = r { throw RedisError(.server, e) } }
+                runs[status, default: 0] += PartitionKeys.runCount(replies[k..<k + 2])
+                k += 2
             }
         }
         return EngineMetrics.Sample(

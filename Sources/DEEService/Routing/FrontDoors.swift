@@ -26,11 +26,13 @@ public enum AccessControl {
         "xadd", "xread", "xreadgroup", "xack", "xautoclaim", "xgroup|create", "xpending", "xinfo|groups", "xrange",
         "xrevrange", "xtrim", "xdel", "xlen",
         // hashes: runs, progress, contact records, plans, attempts, door watermarks
-        "hget", "hmget", "hgetall", "hset", "hsetnx", "hdel", "hexists", "hincrby",
-        // sorted sets: indexes, the due schedule, the members
-        "zadd", "zrem", "zrange", "zcard", "zcount", "zremrangebyscore",
-        // strings, lists and sets: clocks, watermarks, leases, results, audit lists, plan ids
-        "get", "set", "incr", "del", "exists", "expire", "pexpire", "rpush", "lrange", "sadd", "smembers", "scard",
+        // (and layout 4's index counts: hlen, to read a small count hash whole)
+        "hget", "hmget", "hgetall", "hlen", "hset", "hsetnx", "hdel", "hexists", "hincrby",
+        // sorted sets: indexes, the due schedule, the members (zscore: run retention checks a bucket lists the run)
+        "zadd", "zrem", "zrange", "zcard", "zcount", "zscore", "zremrangebyscore",
+        // strings, lists and sets: clocks, watermarks, leases, results, audit lists, plan ids (incrby: the
+        // partition's run counter, layout 4)
+        "get", "set", "incr", "incrby", "del", "exists", "expire", "pexpire", "rpush", "lrange", "sadd", "smembers", "scard",
         // scripts and the rest
         "eval", "evalsha", "script|load", "time", "select", "wait",
     ]

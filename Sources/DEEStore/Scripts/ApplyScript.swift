@@ -30,6 +30,16 @@ enum ApplyScript {
 --          only while it holds that value), CXADD (pairs of contact id, token: the token is appended to the
 --          contact's field of a cx:<bucket> record, space-separated), CXDONE (pairs of contact id, run id: the run's
 --          token in the record loses its "/<plan>" tag). Records: Sources/DEEStore/ContactRecords.swift.
+--          only while it holds that value), IX (the status and plan+status index moves of the set, key suffix
+--          "bmap", arguments in fives: run id, planId, old status ("" for a run created here), new status,
+--          startedAt ms; see below).
+-- IX (layout 4, docs/MEMORY.md): a created run takes the partition's next number n (nruns, INCRBY once per IX),
+-- bucket b = floor(n / 128), and bmap gets "<id> <b>" when it opens bucket b; an existing run's bucket is the
+-- bmap member with the highest first id at or below its id. Each move is ZREM/ZADD in ixs:<s>:<b> and
+-- ixp:<plan>:<s>:<b> (one command per key) and HINCRBY of fields <b>, s<floor(b/128)> and all of the count hashes
+-- ixs:<s> and ixp:<plan>:<s> (a field that reaches 0 is deleted). A run below every bucket (written before layout
+-- 4, not migrated yet) moves between the layout-2 sets idx:status:<s> and idx:ps:<plan>:<s>, since a bucket holds
+-- only its own range of ids.
 -- Returns "OK", or an error reply: FENCED, APPLIED, BATCHGAP, BADWRITE (malformed list); none writes anything.
 local base = string.sub(KEYS[1], 1, -7)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
@@ -55,14 +65,93 @@ if bkey ~= '' then
   if tonumber(ARGV[5]) ~= done + 1 then return redis.error_reply('BATCHGAP') end
 end
 -- The whole list is checked before the first write, so a malformed one writes nothing.
-local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDKEEP = 1, XADDID = 1, HDELIF = 1, CXADD = 1, CXDONE = 1}
+local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDKEEP = 1, XADDID = 1, HDELIF = 1, CXADD = 1, CXDONE = 1, IX = 1}
 local n, i = #ARGV, 8
 while i <= n do
   local c = tonumber(ARGV[i + 2])
-  if not known[ARGV[i]] or not c or c < 1 or i + 2 + c > n then
+  if not known[ARGV[i]] or not c or c < 1 or i + 2 + c > n or (ARGV[i] == 'IX' and c % 5 ~= 0) then
     return redis.error_reply('BADWRITE at ARGV[' .. i .. ']')
   end
   i = i + 3 + c
+end
+-- IX: the index moves of ARGV[first..last] (fives), grouped per key.
+local function indexMoves(first, last)
+  local bmap = base .. ':bmap'
+  local created = 0
+  for j = first, last, 5 do
+    if ARGV[j + 2] == '' then created = created + 1 end
+  end
+  local n = 0
+  if created > 0 then n = redis.call('INCRBY', base .. ':nruns', created) - created end
+  local lo, hi, cb
+  local function bucketOf(id)
+    if cb and id >= lo and (not hi or id < hi) then return cb end
+    local m = redis.call('ZRANGE', bmap, '[' .. id .. ' ~', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+    if not m then return nil end
+    local nxt = redis.call('ZRANGE', bmap, '(' .. m, '+', 'BYLEX', 'LIMIT', 0, 1)[1]
+    lo, cb = string.match(m, '^(.*) (%-?%d+)$')
+    cb = tonumber(cb)
+    hi = nxt and string.match(nxt, '^(.*) ') or nil
+    return cb
+  end
+  local rem, add, order, counts, corder = {}, {}, {}, {}, {}
+  local function push(t, key, ...)
+    if not rem[key] and not add[key] then table.insert(order, key) end
+    if not t[key] then t[key] = {} end
+    for _, v in ipairs({...}) do table.insert(t[key], v) end
+  end
+  local function count(hash, b, d)
+    for _, f in ipairs({tostring(b), 's' .. math.floor(b / 128), 'all'}) do
+      local k = hash .. '\0' .. f
+      if not counts[k] then
+        counts[k] = 0
+        table.insert(corder, {hash, f, k})
+      end
+      counts[k] = counts[k] + d
+    end
+  end
+  for j = first, last, 5 do
+    local id, plan, from, to, score = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
+    local b
+    if from == '' then
+      b = math.floor(n / 128)
+      if n % 128 == 0 then
+        redis.call('ZADD', bmap, 0, id .. ' ' .. b)
+        cb = nil
+      end
+      n = n + 1
+    else
+      b = bucketOf(id)
+    end
+    if b == nil then
+      push(rem, base .. ':idx:status:' .. from, id)
+      push(rem, base .. ':idx:ps:' .. plan .. ':' .. from, id)
+      push(add, base .. ':idx:status:' .. to, score, id)
+      push(add, base .. ':idx:ps:' .. plan .. ':' .. to, score, id)
+    else
+      local s, p = base .. ':ixs:', base .. ':ixp:' .. plan .. ':'
+      if from ~= '' then
+        push(rem, s .. from .. ':' .. b, id)
+        push(rem, p .. from .. ':' .. b, id)
+        count(s .. from, b, -1)
+        count(p .. from, b, -1)
+      end
+      push(add, s .. to .. ':' .. b, score, id)
+      push(add, p .. to .. ':' .. b, score, id)
+      count(s .. to, b, 1)
+      count(p .. to, b, 1)
+    end
+  end
+  for _, key in ipairs(order) do
+    if rem[key] then redis.call('ZREM', key, unpack(rem[key])) end
+  end
+  for _, key in ipairs(order) do
+    if add[key] then redis.call('ZADD', key, unpack(add[key])) end
+  end
+  for _, c in ipairs(corder) do
+    local d = counts[c[3]]
+    if d ~= 0 and redis.call('HINCRBY', c[1], c[2], d) == 0 then redis.call('HDEL', c[1], c[2]) end
+  end
 end
 local maxlen, tops = ARGV[7], {}
 i = 8
@@ -98,6 +187,8 @@ while i <= n do
         end
       end
     end
+  elseif op == 'IX' then
+    indexMoves(i + 3, last)
   elseif op == 'HDELIF' then
     for j = i + 3, last - 1, 2 do
       if redis.call('HGET', key, ARGV[j]) == ARGV[j + 1] then

@@ -1,22 +1,381 @@
-/// Lua shared by the scripts that read the run indexes (query.lua, seek.lua): which sorted sets answer a
-/// filter. Interpolated into each script after its header.
+/// Lua shared by the scripts that read the run indexes (query.lua, seek.lua): the status and plan+status indexes of
+/// layout 4 (docs/MEMORY.md, "Bucketed indexes"), read as one ordered sequence of run ids per filter, with exact
+/// counts and reads by position. Interpolated into each script after its header.
+///
+/// A partition's runs are numbered at creation (`nruns`) and bucket b holds runs 128b … 128b+127, so buckets are
+/// contiguous ranges of run ids (ids are made in creation order). `bmap` (score 0, member `<first id> <b>`) names
+/// each bucket's lowest id: the bucket of any id or bound is the member with the highest first id at or below it
+/// (a ZRANGE BYLEX). One index, `ixs:<s>` (status) or `ixp:<plan>:<s>` (plan and status), is a count hash (field
+/// `<b>` → runs in bucket b, `s<g>` → runs in buckets 128g … 128g+127, `all` → every run) and a sorted set per
+/// bucket (`ixs:<s>:<b>`, score startedAt ms, ≤ 128 members: always a listpack). Runs written before layout 4 stay
+/// in the old sorted set (`idx:status:<s>`, `idx:ps:<plan>:<s>`) until `dee migrate` moves them; they are all below
+/// the lowest bucket (the migration numbers them downwards from -1, highest id first), so the old set reads as one
+/// more segment under every bucket, and reading both is always right.
+///
+/// A filter asks k ≤ 7 indexes that share the bucket numbering: their union is read segment by segment (a bucket of
+/// every index together, ≤ 7 × 128 ids, sorted in Lua). Positions count from the highest id ("descending
+/// positions"); a count or a position costs one HMGET per index of ≤ 128 bucket counts and the 128-bucket sums
+/// above it, plus a ZCOUNT or a rank search inside one bucket.
 enum IndexKeysLua {
-    static let function = #"""
--- The indexes that answer a filter, given the partition's key base, the statuses asked (a list, empty for
--- all seven) and a planId or "": idx:ps:<plan>:<status> with a plan, else idx:status:<status>, per status.
-local function indexKeys(base, statuses, plan)
-  if #statuses == 0 then
-    statuses = {'pending', 'active', 'waiting', 'paused', 'completed', 'failed', 'cancelled'}
-  end
-  local keys = {}
+    static let library = #"""
+local ALL_STATUSES = {'pending', 'active', 'waiting', 'paused', 'completed', 'failed', 'cancelled'}
+
+local function bucketNumber(member) return tonumber(string.match(member, ' (%-?%d+)$')) end
+
+-- The index of a filter: given the partition's key base, the statuses asked (a list, empty for all seven) and a
+-- planId or "". Each part: its old sorted set (layout 2), its count hash, whether the old set exists, and its
+-- number of bucketed runs (a part with none is never read again).
+local function openIndex(base, statuses, plan)
+  if #statuses == 0 then statuses = ALL_STATUSES end
+  local ix = {bmap = base .. ':bmap', parts = {}, counts = {}, sums = {}, hasLegacy = false}
   for _, s in ipairs(statuses) do
+    local part = {}
     if plan ~= '' then
-      table.insert(keys, base .. ':idx:ps:' .. plan .. ':' .. s)
+      part.legacy, part.counts = base .. ':idx:ps:' .. plan .. ':' .. s, base .. ':ixp:' .. plan .. ':' .. s
     else
-      table.insert(keys, base .. ':idx:status:' .. s)
+      part.legacy, part.counts = base .. ':idx:status:' .. s, base .. ':ixs:' .. s
+    end
+    part.hasLegacy = redis.call('EXISTS', part.legacy) == 1
+    if part.hasLegacy then ix.hasLegacy = true end
+    part.all = tonumber(redis.call('HGET', part.counts, 'all')) or 0
+    -- A small count hash may be a listpack, where each HMGET field is a scan: read it whole, once.
+    if part.all > 0 and redis.call('HLEN', part.counts) <= 512 then
+      local flat = redis.call('HGETALL', part.counts)
+      part.whole = {}
+      for j = 1, #flat, 2 do part.whole[flat[j]] = tonumber(flat[j + 1]) end
+    end
+    table.insert(ix.parts, part)
+  end
+  local lo = redis.call('ZRANGE', ix.bmap, 0, 0)[1]
+  if lo then
+    ix.bmin = bucketNumber(lo)
+    ix.bmax = bucketNumber(redis.call('ZRANGE', ix.bmap, -1, -1)[1])
+    ix.gmin, ix.gmax = math.floor(ix.bmin / 128), math.floor(ix.bmax / 128)
+  end
+  return ix
+end
+
+-- Count fields of one part, by name (nil: 0): from its whole hash when it was read, else one HMGET.
+local function fieldsOf(part, fields)
+  if part.whole then
+    local v = {}
+    for j, f in ipairs(fields) do v[j] = part.whole[f] end
+    return v
+  end
+  return redis.call('HMGET', part.counts, unpack(fields))
+end
+
+-- Runs in bucket b of every part ({sum, per part}); read 32 buckets at a time (aligned), each part's count hash
+-- once per 32 buckets.
+local function bucketCounts(ix, b)
+  local c = ix.counts[b]
+  if c then return c end
+  if b < ix.bmin or b > ix.bmax then return {0} end
+  local k = math.floor(b / 32)
+  local lo, hi = math.max(32 * k, ix.bmin), math.min(32 * k + 31, ix.bmax)
+  local fields = {}
+  for x = lo, hi do
+    table.insert(fields, tostring(x))
+    local e = {0}
+    for i = 1, #ix.parts do e[i + 1] = 0 end
+    ix.counts[x] = e
+  end
+  for i, part in ipairs(ix.parts) do
+    if part.all > 0 then
+      local v = fieldsOf(part, fields)
+      for j = 1, #fields do
+        local n = tonumber(v[j])
+        if n then
+          local e = ix.counts[lo + j - 1]
+          e[i + 1] = n
+          e[1] = e[1] + n
+        end
+      end
     end
   end
-  return keys
+  return ix.counts[b]
+end
+
+-- Runs in group g (buckets 128g … 128g+127) of every part; groups are read 16 at a time, downwards from g.
+local function groupSum(ix, g)
+  local s = ix.sums[g]
+  if s then return s end
+  local fields, gs = {}, {}
+  for x = g, math.max(ix.gmin, g - 15), -1 do
+    table.insert(fields, 's' .. x)
+    table.insert(gs, x)
+    ix.sums[x] = 0
+  end
+  for _, part in ipairs(ix.parts) do
+    if part.all > 0 then
+      local v = fieldsOf(part, fields)
+      for j, x in ipairs(gs) do ix.sums[x] = ix.sums[x] + (tonumber(v[j]) or 0) end
+    end
+  end
+  return ix.sums[g]
+end
+
+-- The bucket holding id or bound x: a number, or 'L' below every bucket (the old sorted sets).
+local function bucketOf(ix, x)
+  if not ix.bmin then return 'L' end
+  local m = redis.call('ZRANGE', ix.bmap, '[' .. x .. ' ~', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+  if not m then return 'L' end
+  return bucketNumber(m)
+end
+
+-- Runs in buckets above b ('L': every bucket).
+local function sumAbove(ix, b)
+  if not ix.bmin then return 0 end
+  if b == 'L' then
+    local n = 0
+    for _, part in ipairs(ix.parts) do n = n + part.all end
+    return n
+  end
+  local n, g = 0, math.floor(b / 128)
+  -- Within b's group, the buckets above b, or the group's sum less the buckets up to b: whichever is fewer.
+  local lo, hi = math.max(128 * g, ix.bmin), math.min(128 * g + 127, ix.bmax)
+  if hi - b <= b - lo + 1 then
+    for x = b + 1, hi do n = n + bucketCounts(ix, x)[1] end
+  else
+    n = groupSum(ix, g)
+    for x = lo, b do n = n - bucketCounts(ix, x)[1] end
+  end
+  for x = g + 1, ix.gmax do n = n + groupSum(ix, x) end
+  return n
+end
+
+local function segKey(part, seg)
+  if seg == 'L' then return part.legacy end
+  return part.counts .. ':' .. seg
+end
+
+-- Ids of sorted set k above x (at or above it when inclusive). x is a 13-digit millisecond (below its ids),
+-- "<ms>-~" (above them), or a run id or a prefix of one: then a binary search by rank among that ms's ids.
+local function keyAbove(k, x, inclusive)
+  local ms, rest = string.sub(x, 1, 13), string.sub(x, 14)
+  if rest == '' then return redis.call('ZCOUNT', k, ms, '+inf') end
+  local r = redis.call('ZCOUNT', k, '(' .. ms, '+inf')
+  if rest == '-~' then return r end
+  local lo, hi = r, r + redis.call('ZCOUNT', k, ms, ms)
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local id = redis.call('ZRANGE', k, mid, mid, 'REV')[1]
+    if id > x or (inclusive and id == x) then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+-- Matching ids above x (at or above when inclusive); x = '' is below every id.
+local function above(ix, x, inclusive)
+  if x == '' then x = '0000000000000' end
+  local b = bucketOf(ix, x)
+  local n = sumAbove(ix, b)
+  for i, part in ipairs(ix.parts) do
+    local here = true
+    if b == 'L' then here = part.hasLegacy else here = bucketCounts(ix, b)[i + 1] > 0 end
+    if here then n = n + keyAbove(segKey(part, b), x, inclusive) end
+  end
+  return n
+end
+
+-- Every matching id.
+local function totalOf(ix)
+  local n = sumAbove(ix, 'L')
+  for _, part in ipairs(ix.parts) do
+    if part.hasLegacy then n = n + redis.call('ZCARD', part.legacy) end
+  end
+  return n
+end
+
+-- Matching ids of millisecond m or later.
+local function fromMs(ix, m)
+  if m <= 0 then return totalOf(ix) end
+  if m > 9999999999999 then return 0 end
+  return above(ix, string.format('%013d', m), false)
+end
+
+-- The window [min, max] (ZRANGE BYSCORE bounds: "-inf", "+inf", "ms", "(ms") as descending positions
+-- [top, bottom), and the total.
+local function window(ix, min, max)
+  local total = totalOf(ix)
+  local top, bottom = 0, total
+  if max ~= '+inf' then
+    if string.sub(max, 1, 1) == '(' then top = fromMs(ix, tonumber(string.sub(max, 2)))
+    else top = fromMs(ix, tonumber(max) + 1) end
+  end
+  if min ~= '-inf' then
+    if string.sub(min, 1, 1) == '(' then bottom = fromMs(ix, tonumber(string.sub(min, 2)) + 1)
+    else bottom = fromMs(ix, tonumber(min)) end
+  end
+  if bottom < top then bottom = top end
+  return top, bottom, total
+end
+
+-- Up to n ids of segment seg from its descending rank r, highest first: one part's sorted set read by rank, or
+-- several merged (a bucket's are read whole: ≤ 128 each; the old sets' first r + n each).
+local function readSeg(ix, seg, r, n)
+  local keys = {}
+  for i, part in ipairs(ix.parts) do
+    local here
+    if seg == 'L' then here = part.hasLegacy else here = bucketCounts(ix, seg)[i + 1] > 0 end
+    if here then table.insert(keys, segKey(part, seg)) end
+  end
+  if #keys == 1 then return redis.call('ZRANGE', keys[1], r, r + n - 1, 'REV') end
+  local all = {}
+  for _, k in ipairs(keys) do
+    local stop = -1
+    if seg == 'L' then stop = r + n - 1 end
+    for _, id in ipairs(redis.call('ZRANGE', k, 0, stop, 'REV')) do table.insert(all, id) end
+  end
+  table.sort(all, function(a, b) return a > b end)
+  local out = {}
+  for i = r + 1, math.min(#all, r + n) do table.insert(out, all[i]) end
+  return out
+end
+
+-- The segment below seg that holds ids (nil: none).
+local function nextSeg(ix, seg)
+  if seg == 'L' then return nil end
+  local b = seg - 1
+  while b >= ix.bmin do
+    if b % 128 == 127 and groupSum(ix, math.floor(b / 128)) == 0 then
+      b = b - 128
+    else
+      if bucketCounts(ix, b)[1] > 0 then return b end
+      b = b - 1
+    end
+  end
+  if ix.hasLegacy then return 'L' end
+  return nil
+end
+
+-- Up to n matching ids from descending position d, highest first.
+local function readDesc(ix, d, n)
+  local out = {}
+  if n <= 0 or d < 0 then return out end
+  local acc, seg, r = 0, nil, 0
+  if ix.bmin then
+    local g = ix.gmax
+    while g >= ix.gmin do
+      local s = groupSum(ix, g)
+      if acc + s > d then break end
+      acc = acc + s
+      g = g - 1
+    end
+    if g >= ix.gmin then
+      for b = math.min(128 * g + 127, ix.bmax), 128 * g, -1 do
+        local c = bucketCounts(ix, b)[1]
+        if acc + c > d then
+          seg, r = b, d - acc
+          break
+        end
+        acc = acc + c
+      end
+    end
+  end
+  if seg == nil then
+    if not ix.hasLegacy then return out end
+    seg, r = 'L', d - acc
+  end
+  while seg ~= nil and #out < n do
+    local got = readSeg(ix, seg, r, n - #out)
+    for _, id in ipairs(got) do table.insert(out, id) end
+    if seg == 'L' then break end
+    seg, r = nextSeg(ix, seg), 0
+  end
+  return out
+end
+
+-- Up to n ids of millisecond ms in ascending order, from ascending rank r among them: from the segment where ms's
+-- ids begin (bmap), upwards, skipping whole buckets by their counts. The caller asks only ranks the millisecond
+-- has, so a bucket that reaches past it is never skipped wrongly.
+local function readAsc(ix, ms, r, n)
+  local out = {}
+  local seg = bucketOf(ix, ms)
+  local first = true
+  while seg ~= nil and #out < n do
+    local counts = seg ~= 'L' and bucketCounts(ix, seg) or nil
+    local skip = false
+    if not first and counts and counts[1] <= r then
+      r = r - counts[1]
+      skip = true
+    end
+    if not skip then
+      local keys = {}
+      for i, part in ipairs(ix.parts) do
+        local here
+        if seg == 'L' then here = part.hasLegacy else here = counts[i + 1] > 0 end
+        if here then table.insert(keys, segKey(part, seg)) end
+      end
+      local all = {}
+      if #keys == 1 then
+        all = redis.call('ZRANGE', keys[1], ms, ms, 'BYSCORE', 'LIMIT', r, n - #out)
+        r = math.max(0, r - redis.call('ZCOUNT', keys[1], ms, ms))
+      else
+        for _, k in ipairs(keys) do
+          for _, id in ipairs(redis.call('ZRANGE', k, ms, ms, 'BYSCORE', 'LIMIT', 0, r + n - #out)) do
+            table.insert(all, id)
+          end
+        end
+        table.sort(all)
+        local have = 0
+        for _, k in ipairs(keys) do have = have + redis.call('ZCOUNT', k, ms, ms) end
+        local sliced = {}
+        for i = r + 1, math.min(#all, r + n - #out) do table.insert(sliced, all[i]) end
+        all = sliced
+        r = math.max(0, r - have)
+      end
+      for _, id in ipairs(all) do table.insert(out, id) end
+    end
+    first = false
+    -- The next segment up: the lowest bucket (from the old sets), else the next bucket that holds ids.
+    if seg == 'L' then
+      if ix.bmin then seg = ix.bmin else seg = nil end
+      if seg ~= nil and bucketCounts(ix, seg)[1] == 0 then seg = seg + 1 end
+    else
+      seg = seg + 1
+      if seg > ix.bmax then seg = nil end
+    end
+    while seg ~= nil and seg ~= 'L' and bucketCounts(ix, seg)[1] == 0 do
+      seg = seg + 1
+      if seg > ix.bmax then seg = nil end
+    end
+  end
+  return out
+end
+
+-- `count` ids in listRuns order (newest millisecond first, ties by id ascending) from position `offset` of the
+-- descending positions [top, bottom). A millisecond's ids are the same positions in either order, turned around:
+-- the page is the descending range of its positions with each inner millisecond reversed, and its first and last
+-- milliseconds (which may reach past the page) read again in ascending order from their own first id: the first
+-- from the rank the page starts at (its ids above the page, or above `top`, counted), the last from its lowest.
+local function newestFirst(ix, top, bottom, offset, count)
+  local out = {}
+  local d0 = top + offset
+  local d1 = math.min(bottom, d0 + count)
+  if d0 >= d1 then return out end
+  local items = readDesc(ix, d0, d1 - d0)
+  local n = #items
+  local i, pos = 1, d0
+  while i <= n do
+    local ms = string.sub(items[i], 1, 13)
+    local j = i
+    while j < n and string.sub(items[j + 1], 1, 13) == ms do j = j + 1 end
+    local size = j - i + 1
+    if i > 1 and j < n then
+      for t = j, i, -1 do table.insert(out, items[t]) end
+    else
+      -- The ids of ms above the page (and in the window) come first in listRuns order: skip as many.
+      local r = 0
+      if i == 1 then r = pos - math.max(top, above(ix, ms .. '-~', false)) end
+      -- (With a ceiling inside ms, top is below ms's highest ids, which are left out: ascending ranks count from
+      -- its lowest id, so the rank stands.)
+      for _, id in ipairs(readAsc(ix, ms, r, size)) do table.insert(out, id) end
+    end
+    pos = pos + size
+    i = j + 1
+  end
+  return out
 end
 """#
 }

@@ -9,19 +9,22 @@ enum QueryScript {
 -- ARGV[4]  min score ("-inf" or startedAfter ms)     ARGV[5]  max score ("+inf" or "(" .. startedBefore ms)
 -- ARGV[6]  offset              ARGV[7]  count
 -- ARGV[8]  id ceiling: only runs whose id sorts below it ("" for none)
--- ARGV[9]  "1" to skip the exact total (a bulk command's batch needs only the page)
+-- ARGV[9]  "1" to skip the exact total (a bulk command's batch needs only the page; the total costs no more)
 -- ARGV[10] with a contactId: the key suffix of its record, cx:<bucket> (Sources/DEEStore/ContactRecords.swift)
 -- Returns {total, id, id, ...}.
 --
--- Which indexes answer (all sorted sets scored by startedAt ms):
+-- Which indexes answer:
 --   contactId given: the contact's record drives (and layout 2's idx:contact:<c> until dee migrate folds it),
 --                    each run checked (a contact has few runs);
---   planId given:    idx:ps:<plan>:<status> for each status asked (all seven when none), merged;
---   otherwise:       idx:status:<status> for each status asked (all seven when none), merged.
--- Cost without contactId: per index O(log N) for the count and O(log N + offset + count) for the page;
--- never a scan of runs outside the page.
-\#(IndexKeysLua.function)
+--   planId given:    the plan+status index (ixp:<plan>:<status>, and idx:ps:<plan>:<status> of layout 2 until
+--                    dee migrate empties it) of each status asked, all seven when none, read as one;
+--   otherwise:       the status index (ixs:<status>, and idx:status:<status>) of each status asked, likewise.
+-- Cost without contactId (Scripts/IndexKeysLua.swift): the total and each end of the window are counts of
+-- buckets (≤ 128 per index and one per 128 buckets above) plus a ZCOUNT in one bucket; the page is read from the
+-- buckets that hold it, found the same way, so a deep offset costs about what offset 0 does. Never a scan of runs
+-- outside the page (the layout-2 sorted sets: their first offset + count ids while they exist).
 \#(ListOrderLua.functions)
+\#(IndexKeysLua.library)
 local base = string.sub(KEYS[1], 1, -(#':idx:status:pending' + 1))
 local statuses = {}
 for s in string.gmatch(ARGV[1], '[^,]+') do table.insert(statuses, s) end
@@ -81,44 +84,14 @@ if contact ~= '' then
   return result
 end
 
-local keys = indexKeys(base, statuses, plan)
-
-local total = 0
-if not skipTotal then
-  for _, k in ipairs(keys) do total = total + redis.call('ZCOUNT', k, min, max) end
-end
-
--- One index and no ceiling: the page is one range read (and a fix-up of its end groups).
-if #keys == 1 and ceiling == '' then
-  local result = newestFirst(keys[1], min, max, offset, count)
-  table.insert(result, 1, total)
-  return result
-end
-
--- The page: the heads of every index (each one's first offset+count in listRuns order), merged. With a ceiling
--- (bulkCancel: runs that existed when the command arrived) ids at or above it are passed over; they can only be
--- runs of the command's own millisecond or later ones.
-local want = offset + count
-local heads = {}
-for _, k in ipairs(keys) do
-  local from = 0
-  local got = 0
-  while got < want do
-    local items = newestFirst(k, min, max, from, want)
-    if #items == 0 then break end
-    for _, id in ipairs(items) do
-      if ceiling == '' or id < ceiling then
-        table.insert(heads, id)
-        got = got + 1
-      end
-    end
-    from = from + #items
-    if ceiling == '' then break end
-  end
-end
-if #keys > 1 then table.sort(heads, listBefore) end
-local result = {total}
-for i = offset + 1, math.min(#heads, offset + count) do table.insert(result, heads[i]) end
+local ix = openIndex(base, statuses, plan)
+local top, bottom, _ = window(ix, min, max)
+local total = bottom - top
+-- With a ceiling (bulkCancel: runs that existed when the command arrived) the page starts below it: ids at or
+-- above it can only be runs of the command's own millisecond or later ones.
+if ceiling ~= '' then top = math.max(top, above(ix, ceiling, true)) end
+local result = newestFirst(ix, top, bottom, offset, count)
+table.insert(result, 1, total)
 return result
 """#
 }
@@ -135,37 +108,6 @@ local function listBefore(a, b)
   local ma, mb = string.sub(a, 1, 13), string.sub(b, 1, 13)
   if ma ~= mb then return ma > mb end
   return a < b
-end
-
--- `count` ids of sorted set k whose scores are within [min, max] (ZRANGE BYSCORE bounds), in listRuns order,
--- from position `offset` of that order. Positions of one score are the same in REV order and in this one, only
--- turned around within the score: a page is the REV range of the same positions, with its inner score groups
--- reversed, and its first and last groups (which may reach past the page) read by rank in ascending order.
--- Cost: the REV range read, plus O(log N + group part) for each of the two end groups.
-local function newestFirst(k, min, max, offset, count)
-  local out = {}
-  if count <= 0 then return out end
-  local items = redis.call('ZRANGE', k, max, min, 'BYSCORE', 'REV', 'LIMIT', offset, count, 'WITHSCORES')
-  local n = #items / 2
-  local i, pos = 1, offset
-  while i <= n do
-    local score = items[2 * i]
-    local j = i
-    while j < n and items[2 * (j + 1)] == score do j = j + 1 end
-    local size = j - i + 1
-    if i > 1 and j < n then
-      for t = j, i, -1 do table.insert(out, items[2 * t - 1]) end
-    else
-      -- The group's ascending ranks start after every lower score; positions start after every higher score
-      -- within the window.
-      local newer = redis.call('ZCOUNT', k, '(' .. score, max)
-      local first = redis.call('ZCOUNT', k, '-inf', '(' .. score) + (pos - newer)
-      for _, id in ipairs(redis.call('ZRANGE', k, first, first + size - 1)) do table.insert(out, id) end
-    end
-    pos = pos + size
-    i = j + 1
-  end
-  return out
 end
 """#
 }

@@ -2,10 +2,13 @@
 /// script kept the finished list (an older version, or before an upgrade) are in no list, so they are found once
 /// in the terminal status indexes and put in the backfill set by `completedAt`.
 ///
-/// The walk goes by rank through `idx:status:completed`, `failed`, `cancelled`, with its cursor in the retention
-/// hash, so a successor resumes it. Ranks are stable because nothing leaves those indexes meanwhile (terminal is
-/// final, and the removal script refuses to run until the backfill is done); a run that finishes during the walk
-/// can only push ranks up, so some ids are seen twice (ZADD of the same score), never none.
+/// The walk goes by rank through the status indexes of `completed`, `failed`, `cancelled`: for each, its layout-2
+/// sorted set (`idx:status:<s>`), then its layout-4 buckets (`ixs:<s>:<b>`) in bmap order, with its cursor in the
+/// retention hash, so a successor resumes it. Ranks are stable because nothing leaves those indexes meanwhile
+/// (terminal is final, and the removal script refuses to run until the backfill is done); a run that finishes
+/// during the walk can only push ranks up, so some ids are seen twice (ZADD of the same score), never none. The
+/// layout-4 migration takes runs out of the layout-2 set only from its top (highest ids, ranks the walk has not
+/// reached: they go to buckets, walked after the set) and adds them only to the lowest bucket (ranks pushed up).
 ///
 /// Only runs that finished at or before the bound are taken: the `completedAt` of the finished list's head when
 /// the walk started (everything that finished later is in the list), or Redis's clock when the list was empty.
@@ -14,8 +17,9 @@ enum RunRetentionBackfillScript {
 -- run_retention_backfill.lua: one step of the one-time walk that puts runs finished before the finished list
 -- existed into the backfill set.
 -- KEYS[1]  <prefix>:{p}:epoch. Other keys, derived from KEYS[1] (same slot): retention (hash: bf 'done' once
---          finished, bfs the status being walked 1..3, bfr its rank, bfb the bound ms), finished (list),
---          finished:backfill (zset, member run id, score completedAt), idx:status:<completed|failed|cancelled>,
+--          finished, bfs the status being walked 1..3, bfr its rank, bfb the bound ms, bfk the bmap member of the
+--          bucket being walked, absent while the layout-2 set is), finished (list), finished:backfill (zset,
+--          member run id, score completedAt), idx:status:<completed|failed|cancelled>, ixs:<s>:<b>, bmap,
 --          run:<id> (its completedAt: field ca, or completedAt in layout 1).
 -- ARGV[1]  the caller's fencing epoch; refused (FENCED, nothing written) when the partition's epoch differs
 -- ARGV[2]  index entries read at most
@@ -34,7 +38,7 @@ for suffix, t in pairs(wanted) do
   local have = redis.call('TYPE', base .. ':' .. suffix)['ok']
   if have ~= 'none' and have ~= t then return redis.error_reply('BADTYPE ' .. suffix) end
 end
-local f = redis.call('HMGET', state, 'bf', 'bfs', 'bfr', 'bfb')
+local f = redis.call('HMGET', state, 'bf', 'bfs', 'bfr', 'bfb', 'bfk')
 if f[1] == 'done' then return {1, 0, 0} end
 local function ms(text)
   if type(text) ~= 'string' or not string.match(text, '^%d+$') or #text > 15 then return nil end
@@ -60,10 +64,15 @@ end
 local statuses = {'completed', 'failed', 'cancelled'}
 local s = tonumber(f[2]) or 1
 local rank = tonumber(f[3]) or 0
+local bucket = f[5]
+local bmap = base .. ':bmap'
 local out = {0, 0, 0}
-local read, queued = 0, 0
-while s <= #statuses and read < budget do
+local read, queued, visits = 0, 0, 0
+-- Each set visited counts against the budget too, so a call over many empty buckets stays bounded.
+while s <= #statuses and read < budget and visits < budget do
+  visits = visits + 1
   local suffix = 'idx:status:' .. statuses[s]
+  if bucket then suffix = 'ixs:' .. statuses[s] .. ':' .. string.match(bucket, ' (%-?%d+)$') end
   local index = base .. ':' .. suffix
   local t = redis.call('TYPE', index)['ok']
   local ids = {}
@@ -97,16 +106,24 @@ while s <= #statuses and read < budget do
   read = read + #ids
   rank = rank + #ids
   if read < budget then
-    -- This index is walked to its end.
-    s, rank = s + 1, 0
+    -- This set is walked to its end: the status's next bucket (the lowest after its layout-2 set), else the
+    -- next status.
+    local nxt
+    if bucket then
+      nxt = redis.call('ZRANGE', bmap, '(' .. bucket, '+', 'BYLEX', 'LIMIT', 0, 1)[1]
+    else
+      nxt = redis.call('ZRANGE', bmap, 0, 0)[1]
+    end
+    if nxt then bucket, rank = nxt, 0 else s, rank, bucket = s + 1, 0, nil end
   end
 end
 if s > #statuses then
   redis.call('HSET', state, 'bf', 'done')
-  redis.call('HDEL', state, 'bfs', 'bfr', 'bfb')
+  redis.call('HDEL', state, 'bfs', 'bfr', 'bfb', 'bfk')
   out[1] = 1
 else
   redis.call('HSET', state, 'bfs', s, 'bfr', rank, 'bfb', string.format('%d', bound))
+  if bucket then redis.call('HSET', state, 'bfk', bucket) else redis.call('HDEL', state, 'bfk') end
 end
 out[2], out[3] = read, queued
 return out

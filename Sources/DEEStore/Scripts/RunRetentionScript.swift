@@ -22,15 +22,18 @@ enum RunRetentionScript {
 -- KEYS[1]  <prefix>:{p}:epoch. Every other key is <prefix>:{p}:<suffix>, derived from KEYS[1], so it is in the
 --          same Redis Cluster slot: finished (list), finished:backfill (zset), retention (hash), run:<id>,
 --          audit:<id>, idx:status:<s>, idx:ps:<plan>:<s>, cx:<bucket> (the contact's record, ContactRecords),
---          due (zset); layout 2's idx:contact:<contact> and enroll (hash) until dee migrate folds them.
+--          due (zset); layout 2's idx:contact:<contact> and enroll (hash) until dee migrate folds them; and
+--          layout 4's bmap, nruns, nlegacy, ixs:<s>[:<b>], ixp:<plan>:<s>[:<b>] (Scripts/IndexKeysLua.swift).
 -- ARGV[1]  the caller's fencing epoch; refused (FENCED, nothing written) when the partition's epoch differs
 -- ARGV[2]  the retention, ms (a whole number >= 1)
 -- ARGV[3]  now, epoch ms, or "": Redis's clock (TIME), which is where entry ids, hence completedAt, come from
 -- ARGV[4]  candidates examined at most (removed or skipped)
 -- A run is removed when its hash says status (field s, or status in layout 1) completed, failed or cancelled and
 -- completedAt (ca, or completedAt) + ARGV[2] <= now:
--- its hash, its audit list, its entries in idx:status, idx:ps and due, its token in its contact's record (the
--- field goes with its last token), and in layout 2's idx:contact and enroll if still there. The finished list is read from its head and stops at the first run not due yet (the list
+-- its hash, its audit list, its entries in its status and plan+status index (the buckets and their counts, or the
+-- layout-2 sets for a run not migrated yet) and due, its token in its contact's record (the field goes with its
+-- last token), and in layout 2's idx:contact and enroll if still there. The finished list is read from its head
+-- and stops at the first run not due yet (the list
 -- is in completion order); the backfill set is read by score up to now - ARGV[2].
 -- Returns {removed, examined, more (1: the budget ran out), next due ms or '', now, gone, then per skipped run:
 -- id, reason}; reasons: gone, wrongtype, open, completedAt, corrupt, wrongtype:<suffix>. `gone` counts list
@@ -99,6 +102,24 @@ local function later(suffix, id)
   end
   table.insert(zrem[key], id)
 end
+-- Layout 4 (Scripts/IndexKeysLua.swift): the bucket of a run id (nil: below every bucket, in the layout-2 sets),
+-- the count decrements of the removals (hash -> field -> n), and the buckets touched.
+local bmap = base .. ':bmap'
+local function bucketOf(id)
+  local m = redis.call('ZRANGE', bmap, '[' .. id .. ' ~', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+  if not m then return nil end
+  return tonumber(string.match(m, ' (%-?%d+)$')), m
+end
+local decrements, dorder, touched = {}, {}, {}
+local function uncount(hash, b)
+  if not decrements[hash] then
+    decrements[hash] = {}
+    table.insert(dorder, hash)
+  end
+  for _, f in ipairs({tostring(b), 's' .. math.floor(b / 128), 'all'}) do
+    decrements[hash][f] = (decrements[hash][f] or 0) + 1
+  end
+end
 -- One candidate: 'removed', 'notdue' (with its completedAt), 'gone' (listed, hash gone), or 'skipped'.
 -- Per run: one HMGET, the read of its contact's record and the ZREM of a layout-2 contact index, all with pcall
 -- (a key of another type answers an error instead of stopping the script), then nothing that can fail (the
@@ -123,10 +144,20 @@ local function consider(id, listed)
   if not at then skip(id, 'completedAt') return 'skipped' end
   if at > cutoff then return 'notdue', at, completedAt end
   if not planId or not contactId then skip(id, 'corrupt') return 'skipped' end
+  local b, member = bucketOf(id)
   local status_, ps = 'idx:status:' .. status, 'idx:ps:' .. planId .. ':' .. status
+  local countsOf = {}
+  if b then
+    countsOf[1], countsOf[2] = 'ixs:' .. status, 'ixp:' .. planId .. ':' .. status
+    status_, ps = countsOf[1] .. ':' .. b, countsOf[2] .. ':' .. b
+  end
   for _, suffix in ipairs({status_, ps}) do
     local it = typeOf(base .. ':' .. suffix)
     if it ~= 'none' and it ~= 'zset' then skip(id, 'wrongtype:' .. suffix) return 'skipped' end
+  end
+  for _, suffix in ipairs(countsOf) do
+    local it = typeOf(base .. ':' .. suffix)
+    if it ~= 'none' and it ~= 'hash' then skip(id, 'wrongtype:' .. suffix) return 'skipped' end
   end
   local cx = 'cx:' .. contactBucket(contactId)
   local record = redis.pcall('HGET', base .. ':' .. cx, contactId)
@@ -143,6 +174,13 @@ local function consider(id, listed)
   end
   later(status_, id)
   later(ps, id)
+  if b then
+    -- Counted only where the run is listed, so a count never goes below what its bucket holds.
+    for i, suffix in ipairs({status_, ps}) do
+      if redis.call('ZSCORE', base .. ':' .. suffix, id) then uncount(countsOf[i], b) end
+    end
+    touched[b] = member
+  end
   later('due', id)
   table.insert(enrollments, planId .. ':' .. contactId)
   table.insert(enrollments, id)
@@ -182,6 +220,28 @@ if examined < budget then
   if popped > 0 then redis.call('LTRIM', list, popped, -1) end
 end
 for _, key in ipairs(zremOrder) do redis.call('ZREM', key, unpack(zrem[key])) end
+for _, suffix in ipairs(dorder) do
+  local key = base .. ':' .. suffix
+  for f, n in pairs(decrements[suffix]) do
+    if redis.call('HINCRBY', key, f, -n) <= 0 then redis.call('HDEL', key, f) end
+  end
+end
+-- A bucket no run can join any more (numbered past it) and left empty by these removals leaves bmap, so bmap
+-- does not grow with every run ever created; its range of ids then reads as the bucket below's (it holds none).
+local created = tonumber(redis.call('GET', base .. ':nruns')) or 0
+local legacy = tonumber(redis.call('GET', base .. ':nlegacy')) or 0
+for b, member in pairs(touched) do
+  if (b >= 0 and 128 * (b + 1) <= created) or (b < 0 and -128 * b <= legacy) then
+    local empty = true
+    for _, s in ipairs({'pending', 'active', 'waiting', 'paused', 'completed', 'failed', 'cancelled'}) do
+      if redis.call('EXISTS', base .. ':ixs:' .. s .. ':' .. b) == 1 then
+        empty = false
+        break
+      end
+    end
+    if empty then redis.call('ZREM', bmap, member) end
+  end
+end
 for i = 1, #enrollments, 2 do
   if redis.call('HGET', base .. ':enroll', enrollments[i]) == enrollments[i + 1] then
     redis.call('HDEL', base .. ':enroll', enrollments[i])

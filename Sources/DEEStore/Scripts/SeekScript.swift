@@ -17,95 +17,61 @@ enum SeekScript {
 -- above every id that starts with the prefix. Run ids sort in startedAt order (their first 13 characters
 -- are the startedAt ms, the indexes' score), so the ids above a bound are a prefix of each index read
 -- newest first: found with ZCOUNT and a binary search by rank among the ids of the bound's millisecond.
--- Cost per index and bound: O(log N) ZCOUNTs, and O(log N) rank reads per halving of that millisecond's ids.
+-- Cost per bound: the counts of buckets above its bucket (Scripts/IndexKeysLua.swift) and a ZCOUNT and a binary
+-- search by rank among one bucket's ids of the bound's millisecond.
 -- Returns a list of counts (count mode) or of ids (page mode).
-\#(IndexKeysLua.function)
 \#(ListOrderLua.functions)
+\#(IndexKeysLua.library)
 local base = string.sub(KEYS[1], 1, -(#':idx:status:pending' + 1))
 local statuses = {}
 for s in string.gmatch(ARGV[1], '[^,]+') do table.insert(statuses, s) end
 local plan, min, max, mode = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local keys = indexKeys(base, statuses, plan)
-
--- How many ids of index k (all of it, newest first) are above bound b.
-local function above(k, b)
-  if b == '' then return redis.call('ZCARD', k) end
-  local ms = string.sub(b, 1, 13)
-  local r = redis.call('ZCOUNT', k, '(' .. ms, '+inf')
-  if string.sub(b, 14) == '-~' then return r end
-  local lo, hi = r, r + redis.call('ZCOUNT', k, ms, ms)
-  while lo < hi do
-    local mid = math.floor((lo + hi) / 2)
-    if redis.call('ZRANGE', k, mid, mid, 'REV')[1] > b then lo = mid + 1 else hi = mid end
-  end
-  return lo
-end
-
--- Newest first, index k is: [0, top) above the time window, [top, bottom) in it, [bottom, N) below it.
-local function window(k)
-  local top = redis.call('ZCARD', k) - redis.call('ZCOUNT', k, '-inf', max)
-  return top, redis.call('ZCOUNT', k, min, '+inf')
-end
+local ix = openIndex(base, statuses, plan)
+-- Descending positions: [0, top) above the time window, [top, bottom) in it.
+local top, bottom, total = window(ix, min, max)
 
 if mode == 'span' then
-  local ms, lo, hi = ARGV[7], nil, nil
-  for _, k in ipairs(keys) do
-    local first, last
-    if ms == '' then
-      local top, bottom = window(k)
-      if bottom > top then
-        first = redis.call('ZRANGE', k, bottom - 1, bottom - 1, 'REV')[1]
-        last = redis.call('ZRANGE', k, top, top, 'REV')[1]
-      end
-    else
-      first = redis.call('ZRANGE', k, ms, ms, 'BYSCORE', 'LIMIT', 0, 1)[1]
-      last = redis.call('ZRANGE', k, ms, ms, 'BYSCORE', 'REV', 'LIMIT', 0, 1)[1]
+  local ms = ARGV[7]
+  local hi, lo
+  if ms == '' then
+    if bottom > top then
+      hi = readDesc(ix, top, 1)[1]
+      lo = readDesc(ix, bottom - 1, 1)[1]
     end
-    if first and (not lo or first < lo) then lo = first end
-    if last and (not hi or last > hi) then hi = last end
+  else
+    local ms13 = string.format('%013d', tonumber(ms))
+    local first, last = above(ix, ms13 .. '-~', false), above(ix, ms13, false)
+    if last > first then
+      hi = readDesc(ix, first, 1)[1]
+      lo = readDesc(ix, last - 1, 1)[1]
+    end
   end
   return {lo or '', hi or ''}
 end
 
 if mode == 'count' then
   local counts = {}
-  for i = 7, #ARGV do counts[i - 6] = 0 end
-  for _, k in ipairs(keys) do
-    local top, bottom = window(k)
-    if bottom > top then
-      for i = 7, #ARGV do
-        counts[i - 6] = counts[i - 6] + math.max(0, math.min(above(k, ARGV[i]), bottom) - top)
-      end
-    end
+  for i = 7, #ARGV do
+    local a = total
+    if ARGV[i] ~= '' then a = above(ix, ARGV[i], false) end
+    counts[i - 6] = math.max(0, math.min(a, bottom) - top)
   end
   return counts
 end
 
--- Page: the ids of the start's millisecond at or above it (ascending ranks of that score, found by a binary
--- search by rank), then the older milliseconds in listRuns order.
+-- Page: the ids of the start's millisecond at or above it (ascending), then the older milliseconds in listRuns
+-- order.
 local size, from = tonumber(ARGV[6]), ARGV[7]
 local ms = string.sub(from, 1, 13)
-local ids = {}
-for _, k in ipairs(keys) do
-  local lo = redis.call('ZCOUNT', k, '-inf', '(' .. ms)
-  local hi = lo + redis.call('ZCOUNT', k, ms, ms)
-  local first, last = lo, hi
-  while first < last do
-    local mid = math.floor((first + last) / 2)
-    if redis.call('ZRANGE', k, mid, mid)[1] < from then first = mid + 1 else last = mid end
-  end
-  local got = 0
-  if hi > first then
-    for _, id in ipairs(redis.call('ZRANGE', k, first, math.min(first + size, hi) - 1)) do
-      table.insert(ids, id)
-      got = got + 1
-    end
-  end
-  for _, id in ipairs(newestFirst(k, min, '(' .. ms, 0, size - got)) do table.insert(ids, id) end
-end
-table.sort(ids, listBefore)
+local gs, at = above(ix, ms .. '-~', false), above(ix, from, true)
 local page = {}
-for i = 1, math.min(size, #ids) do page[i] = ids[i] end
+if at > gs then
+  local first = math.max(gs, at - size)
+  local got = readDesc(ix, first, at - first)
+  for t = #got, 1, -1 do table.insert(page, got[t]) end
+end
+local older = math.max(top, above(ix, ms, false))
+for _, id in ipairs(newestFirst(ix, older, bottom, 0, size - #page)) do table.insert(page, id) end
 return page
 """#
 }

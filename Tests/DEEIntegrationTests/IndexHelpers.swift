@@ -1,0 +1,86 @@
+import DEECore
+import Redis
+
+/// Layout 4's status and plan+status indexes as the tests read them (docs/MEMORY.md): the layout-2 sorted set
+/// (runs not migrated yet) and every bucket, by SCAN, never through the engine's own scripts.
+enum Indexes {
+    /// The index's keys: its layout-2 set, then its buckets.
+    static func keys(_ redis: RedisConnection, base: String, status: String, plan: String? = nil) throws -> [String] {
+        let counts = plan.map { "\(base):ixp:\($0):\(status)" } ?? "\(base):ixs:\(status)"
+        let legacy = plan.map { "\(base):idx:ps:\($0):\(status)" } ?? "\(base):idx:status:\(status)"
+        var keys: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try redis.call(["SCAN", cursor, "MATCH", "\(counts):*", "COUNT", "1000"]).array ?? []
+            cursor = reply.first?.string ?? "0"
+            keys += (reply.count > 1 ? reply[1].array ?? [] : []).compactMap(\.string)
+        } while cursor != "0"
+        // A bucket's key ends in its number; another plan's key can match the pattern only with more colons.
+        let buckets = keys.filter { Int($0.dropFirst(counts.count + 1)) != nil }
+        return [legacy] + buckets.sorted { Int($0.dropFirst(counts.count + 1))! < Int($1.dropFirst(counts.count + 1))! }
+    }
+
+    /// Every run id in the index, ascending.
+    static func members(_ redis: RedisConnection, base: String, status: String, plan: String? = nil) throws -> [String] {
+        try keys(redis, base: base, status: status, plan: plan).flatMap {
+            (try redis.call(["ZRANGE", $0, "0", "-1"]).array ?? []).compactMap(\.string)
+        }.sorted()
+    }
+
+    /// The run's score in the index, or nil when the index does not list it.
+    static func score(_ redis: RedisConnection, base: String, status: String, plan: String? = nil, _ id: String) throws
+        -> String?
+    {
+        for key in try keys(redis, base: base, status: status, plan: plan) {
+            if let s = try redis.call(["ZSCORE", key, id]).string { return s }
+        }
+        return nil
+    }
+
+    /// Every run id of the partition, from its status indexes, ascending.
+    static func allRuns(_ redis: RedisConnection, base: String) throws -> [String] {
+        try RunStatus.allCases.flatMap { try members(redis, base: base, status: $0.rawValue) }.sorted()
+    }
+}
+
+extension Indexes {
+    /// What is wrong with the partition's count hashes (empty: nothing): every bucket field must be its bucket's
+    /// ZCARD, every `s<g>` the sum of its 128 buckets, `all` the sum of every bucket, and every bucket counted.
+    static func countProblems(_ redis: RedisConnection, base: String) throws -> [String] {
+        var keys: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try redis.call(["SCAN", cursor, "MATCH", "\(base):ix[sp]:*", "COUNT", "1000"]).array ?? []
+            cursor = reply.first?.string ?? "0"
+            keys += (reply.count > 1 ? reply[1].array ?? [] : []).compactMap(\.string)
+        } while cursor != "0"
+        var problems: [String] = []
+        var counted = Set<String>()
+        for key in keys where try redis.call(["TYPE", key]).string == "hash" {
+            let fields = try redis.call(["HGETALL", key]).pairs
+            var groups: [Int: Int] = [:]
+            var all = 0
+            for (f, v) in fields {
+                guard let b = Int(f) else { continue }
+                let n = try redis.call(["ZCARD", "\(key):\(b)"]).int ?? 0
+                counted.insert("\(key):\(b)")
+                if String(n) != v { problems.append("\(key) \(f) = \(v), bucket holds \(n)") }
+                if n == 0 { problems.append("\(key) \(f): a zero count is kept") }
+                groups[Int((Double(b) / 128).rounded(.down)), default: 0] += n
+                all += n
+            }
+            for (f, v) in fields where f.hasPrefix("s") {
+                guard let g = Int(f.dropFirst()) else { continue }
+                if String(groups[g] ?? 0) != v { problems.append("\(key) \(f) = \(v), its buckets hold \(groups[g] ?? 0)") }
+                groups[g] = nil
+            }
+            for (g, n) in groups { problems.append("\(key) s\(g) missing, its buckets hold \(n)") }
+            if (fields["all"] ?? "0") != String(all) { problems.append("\(key) all = \(fields["all"] ?? "-"), holds \(all)") }
+        }
+        for key in keys where !counted.contains(key) {
+            guard try redis.call(["TYPE", key]).string == "zset" else { continue }
+            problems.append("\(key) is not counted")
+        }
+        return problems
+    }
+}
