@@ -3,24 +3,26 @@ import DEECore
 import DEEStore
 import Redis
 
-/// `dee migrate`: rewrites a deployment's run hashes into the current key layout (docs/MEMORY.md), straight in
-/// Redis, while engines keep running (they read both layouts).
+/// `dee migrate`: converts a deployment into the current key layout (docs/MEMORY.md), step by step, straight in
+/// Redis, while engines keep running (they read both layouts of what a step converts).
 struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "migrate",
-        abstract: "Rewrite the deployment's run hashes in the current key layout (resumable, engines may run).",
+        abstract: "Convert the deployment to the current key layout: run hashes, contact records, bucketed indexes (resumable, engines may run).",
         discussion: """
-            Each batch is one script over at most --batch-size run keys of one
-            partition; the SCAN cursor of each partition is kept in <prefix>:meta
+            The steps a deployment has not done run in order (layout 2: short
+            run-hash fields; 3: contact records; 4: bucketed status indexes). Each
+            batch is one script over at most --batch-size keys or entries of one
+            partition; each step's cursor per partition is kept in <prefix>:meta
             after every batch, so an interrupted migration resumes where it stopped.
-            When every partition is done, <prefix>:meta layout is set to the
-            current layout. Running it again changes nothing.
+            When a step is done everywhere, <prefix>:meta layout is set to its
+            number. Running it again changes nothing. Upgrade every engine first.
 
             Example:
               dee migrate --redis-url redis://127.0.0.1:6379 --batch-size 500
             """)
 
-    @Option(help: "Run keys per batch (one script each).")
+    @Option(help: "Keys or entries per batch (one script each).")
     var batchSize = 500
 
     @OptionGroup var connection: ConnectionOptions

@@ -165,8 +165,9 @@ import Testing
         }
     }
 
-    /// Rewrites a partition's layout-4 indexes as layout 2 kept them (one sorted set per status, and per plan and
-    /// status), and records layout 2: a deployment from before this layout, as `dee migrate` finds it.
+    /// Rewrites a partition's layout-4 indexes as layouts 2 and 3 kept them (one sorted set per status, and per plan
+    /// and status), and records layout 3 (its contact records are the engine's already): a deployment from before
+    /// this layout, as `dee migrate` finds it, with only step 4 to do.
     static func writeLayoutTwo(_ env: TestEngine.Env, partition p: Int = 0) throws {
         let base = env.key("{\(p)}")
         var keys: [String] = []
@@ -187,7 +188,7 @@ import Testing
             if args.count > 2 { try env.redis.call(args) }
         }
         for key in keys + ["\(base):bmap", "\(base):nruns", "\(base):nlegacy"] { try env.redis.call(["DEL", key]) }
-        try env.redis.call(["HSET", env.key("meta"), "layout", "2"])
+        try env.redis.call(["HSET", env.key("meta"), "layout", String(Layout.contactRecords)])
     }
 
     static var migrationFilters: [([String: String], (Order.Stored) -> Bool)] {
@@ -235,7 +236,7 @@ import Testing
                 batches += 1
                 #expect(batches < 40)
                 if batches > 40 { break }
-                #expect(try migration.layout(env.redis) == Layout.compactRuns)
+                #expect(try migration.layout(env.redis) == Layout.contactRecords)
                 // Between batches: an old run and a new one change status, a run is created.
                 let k = batches * 13
                 // (Refused when the run is not open any more: either way every answer below must stay exact.)

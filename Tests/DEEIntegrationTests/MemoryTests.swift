@@ -47,7 +47,7 @@ import Testing
                     + Self.scan(env.redis, "\(base):cx:*")
                     + ["\(base):due", "\(base):enroll", "\(base):bmap", "\(base):nruns"])
             let hash = runs / n, perRun = (runs + indexes) / n
-            // Measured on Redis 7.0.15: the run hash 296 B (472 B in layout 1); MEASURED B in all with layout 3's
+            // Measured on Redis 7.0.15: the run hash 296 B (472 B in layout 1); 643 B in all with layout 3's
             // contact records and layout 4's bucketed status and plan+status indexes (897 B in layout 2: a sorted
             // set per contact and per index, the enroll hash). MEMORY USAGE counts no main-dictionary entry: INFO's
             // delta is ~20 B more per key. At 10,000 runs nearly every contact has a record bucket of its own; at
@@ -55,7 +55,7 @@ import Testing
             // the measurement + ~7-8%, so a layout change that adds a field or an index entry fails here.
             print("memory per run: run hash \(hash) B, with indexes and enrollment \(perRun) B")
             #expect(hash <= 320, "run hash \(hash) B")
-            #expect(perRun <= BOUND, "state + indexes + enrollment \(perRun) B")
+            #expect(perRun <= 690, "state + indexes + enrollment \(perRun) B")
         }
     }
 }

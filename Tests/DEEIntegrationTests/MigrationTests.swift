@@ -236,7 +236,7 @@ import Testing
             #expect(dup.error == "already_enrolled", "\(dup.fields)")
             let rest = try migration.run(env.redis)
             #expect(rest.done)
-            #expect(try migration.layout(env.redis) == Layout.contactRecords)
+            #expect(try migration.layout(env.redis) == Layout.current)
             #expect(try Self.records(env) == (try Self.expectedRecords(env)))
             #expect(try env.redis.call(["KEYS", env.key("{0}:idx:contact:*")]).array?.count == 0)
             #expect(try !env.exists("{0}:enroll"))
