@@ -5,16 +5,16 @@ import Redis
 import ServiceLifecycle
 
 /// One engine process: its long-running loops, each a `Service` of its own (``services()``), for one
-/// `ServiceGroup`: actions retention, an owner per partition, with `runRetentionMilliseconds` run retention, the
-/// router, and with `tickEverySeconds` the ticker.
-/// Each loop first waits for ``EngineStartup`` (Redis reachable, the partition count checked).
+/// `ServiceGroup`: actions retention, the partition owners (one service running an owner loop per partition side by
+/// side), with `runRetentionMilliseconds` run retention, the router, with `tickEverySeconds` the ticker, and last
+/// the membership. Each loop first waits for ``EngineStartup`` (Redis reachable, the partition count checked).
 ///
 /// The group starts them in that order and, on graceful shutdown (SIGTERM, SIGINT), stops them one at a time in
-/// reverse: the ticker, then the router (it stops reading the ingress stream, finishes and acknowledges the batch
-/// it holds, releases its lease), then run retention (between two scripts), then each partition owner (it finishes
-/// its round, applied and replied, and releases its lease; until its turn it goes on applying what the router
-/// routed), then actions retention. Each takes at
-/// most one blocking read (`blockMilliseconds`) plus the batch it holds.
+/// reverse: the membership (the process leaves it), the ticker, then the router (it stops reading the ingress
+/// stream, finishes and acknowledges the batch it holds, releases its lease), then run retention (between two
+/// scripts), then every partition owner at once (each finishes its round, applied and replied, and releases its
+/// lease; until then they go on applying what the router routed), then actions retention. Each step takes at most
+/// one blocking read (`blockMilliseconds`) plus the batch in hand.
 ///
 /// `Engine` is itself a `Service` that runs those loops in a group of its own, for tests and embedders; `dee serve`
 /// puts ``services()`` in its group beside the metrics server.
@@ -65,9 +65,10 @@ public final class Engine: Service, Sendable {
         let owners = (0..<config.partitions).map {
             PartitionOwner(partition: $0, config: config, plans: plans, share: share, logger: logger)
         }
-        for owner in owners {
-            out.append(PartitionOwnerService(owner: owner, startup: startup, redis: redisConfiguration, logger: logger))
-        }
+        out.append(
+            PartitionOwnersService(
+                owners.map { PartitionOwnerService(owner: $0, startup: startup, redis: redisConfiguration, logger: logger) }
+            ))
         if config.runRetentionMilliseconds != nil {
             // After the owners, so that it stops before they release their leases; it removes only with the epoch
             // an owner of this process holds.

@@ -90,8 +90,9 @@ struct ChaosHarness {
             let victim = engines[rng.below(engines.count)]
             guard victim.isRunning else { return }
             if let (status, seconds) = victim.stop(grace: 20) {
+                print("chaos: SIGTERM to \(victim.consumer): exit \(status) after \(String(format: "%.2f", seconds)) s")
                 if status != 0 { notes.append("SIGTERM exit status \(status)") }
-                if seconds > 15 { notes.append("SIGTERM took \(seconds) s") }
+                if seconds > 15 { notes.append("SIGTERM to \(victim.consumer) took \(seconds) s; its log:\n\(victim.output)") }
             } else {
                 notes.append("SIGTERM: no exit within 20 s")
             }
