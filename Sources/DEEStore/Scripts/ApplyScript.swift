@@ -75,6 +75,7 @@ while i <= n do
   i = i + 3 + c
 end
 -- IX: the index moves of ARGV[first..last] (fives), grouped per key.
+\#(IndexKeysLua.countFields)
 local function indexMoves(first, last)
   local bmap = base .. ':bmap'
   local created = 0
@@ -101,7 +102,7 @@ local function indexMoves(first, last)
     for _, v in ipairs({...}) do table.insert(t[key], v) end
   end
   local function count(hash, b, d)
-    for _, f in ipairs({tostring(b), 's' .. math.floor(b / 128), 'all'}) do
+    for _, f in ipairs(countFields(b)) do
       local k = hash .. '\0' .. f
       if not counts[k] then
         counts[k] = 0

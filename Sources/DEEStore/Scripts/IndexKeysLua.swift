@@ -17,6 +17,12 @@
 /// positions"); a count or a position costs one HMGET per index of ≤ 128 bucket counts and the 128-bucket sums
 /// above it, plus a ZCOUNT or a rank search inside one bucket.
 enum IndexKeysLua {
+    /// `countFields(b)`: the fields of an index's count hash that count bucket b (the bucket, its group of 128, the
+    /// whole index). The apply, migration and run retention scripts interpolate it, so they count the same fields.
+    static let countFields = #"""
+local function countFields(b) return {tostring(b), 's' .. math.floor(b / 128), 'all'} end
+"""#
+
     static let library = #"""
 local ALL_STATUSES = {'pending', 'active', 'waiting', 'paused', 'completed', 'failed', 'cancelled'}
 

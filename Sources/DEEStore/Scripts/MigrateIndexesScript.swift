@@ -38,8 +38,9 @@ local function add(key, score, id)
   table.insert(adds[key], score)
   table.insert(adds[key], id)
 end
+\#(IndexKeysLua.countFields)
 local function count(hash, b)
-  for _, f in ipairs({tostring(b), 's' .. math.floor(b / 128), 'all'}) do
+  for _, f in ipairs(countFields(b)) do
     local k = hash .. '\0' .. f
     if not counts[k] then
       counts[k] = 0

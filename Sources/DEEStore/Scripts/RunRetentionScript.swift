@@ -110,13 +110,14 @@ local function bucketOf(id)
   if not m then return nil end
   return tonumber(string.match(m, ' (%-?%d+)$')), m
 end
+\#(IndexKeysLua.countFields)
 local decrements, dorder, touched = {}, {}, {}
 local function uncount(hash, b)
   if not decrements[hash] then
     decrements[hash] = {}
     table.insert(dorder, hash)
   end
-  for _, f in ipairs({tostring(b), 's' .. math.floor(b / 128), 'all'}) do
+  for _, f in ipairs(countFields(b)) do
     decrements[hash][f] = (decrements[hash][f] or 0) + 1
   end
 end
