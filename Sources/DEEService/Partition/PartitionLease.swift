@@ -18,7 +18,7 @@ extension PartitionOwner {
         if state.withLock({ $0.machine.epoch }) != nil {
             if try lease.renew(redis) {
                 state.withLock { $0.renewed = .now }
-                try readLayout(redis)
+                try readLayout(redis, force: false)
                 if PartitionShare.shouldRelease(partition: partition, held: share.held, share: share.share) {
                     releaseLease(redis)
                     logger.info(
@@ -44,16 +44,24 @@ extension PartitionOwner {
             $0.applied = position.applied
             $0.clock = position.clock
         }
-        try readLayout(redis)
+        try readLayout(redis, force: true)
         logger.info("took the partition", metadata: ["epoch": "\(epoch)"])
         return true
     }
 
     /// Reads the deployment's layout (`dee migrate` moves it on while engines run): until it is 3, the owner also
-    /// reads layout 2's contact indexes and enrollment hash. One HGET per renewal.
-    private func readLayout(_ redis: RedisConnection) throws {
+    /// reads layout 2's contact indexes and enrollment hash. On taking the partition, then at most once per third of
+    /// a lease (rounds renew the lease each time; the layout need not be read that often).
+    private func readLayout(_ redis: RedisConnection, force: Bool) throws {
+        let due = state.withLock { s in
+            force || s.layoutRead.map { ContinuousClock.now - $0 >= .milliseconds(config.leaseMilliseconds / 3) } ?? true
+        }
+        guard due else { return }
         let layout = try redis.call(["HGET", Keys(prefix: config.prefix).meta, "layout"]).int ?? Layout.longFields
-        state.withLock { $0.legacyContacts = layout < Layout.contactRecords }
+        state.withLock {
+            $0.legacyContacts = layout < Layout.contactRecords
+            $0.layoutRead = .now
+        }
     }
 
     /// Gives the lease up (graceful shutdown, rebalancing).

@@ -39,6 +39,8 @@ final class PartitionOwner: Sendable {
         var legacyContacts = true
         /// Since when this process has seen the lease free while leaving it to others (rebalancing).
         var freeSince: ContinuousClock.Instant?
+        /// When the deployment's layout was last read (``readLayout``).
+        var layoutRead: ContinuousClock.Instant?
     }
 
     /// The enrollment reads of an execute in this partition's current layout.
