@@ -36,7 +36,7 @@ public final class Engine: Service, Sendable {
     }
 
     /// Checks the partition count stored in Redis (SPEC 8: fixed per deployment), storing it on first start.
-    public static func checkPartitions(_ config: EngineConfiguration, _ redis: RedisConnection) throws {
+    public static func checkPartitions(_ config: EngineConfiguration, _ redis: any RedisCommands) throws {
         let keys = Keys(prefix: config.prefix)
         // A new deployment is written in the current layout from its first run; one started before `layout` was
         // recorded is layout 1 until `dee migrate` finishes (engines read both meanwhile).

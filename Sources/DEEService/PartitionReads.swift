@@ -19,7 +19,7 @@ struct PartitionReads: Sendable {
         PartitionStore(partition: p, keys: keys, streamMaxLen: config.streamMaxLen)
     }
 
-    func getPlan(_ planId: String, version: Int?, _ redis: RedisConnection) throws -> Outcome {
+    func getPlan(_ planId: String, version: Int?, _ redis: any RedisCommands) throws -> Outcome {
         guard let latest = try plans.latestVersion(planId, redis) else {
             return .error(DEEError(.notFound, "no plan \(planId)", field: "planId"))
         }
@@ -33,7 +33,7 @@ struct PartitionReads: Sendable {
         return .ok(.object(o))
     }
 
-    func getRun(_ runId: String, _ redis: RedisConnection) throws -> Outcome {
+    func getRun(_ runId: String, _ redis: any RedisCommands) throws -> Outcome {
         guard let p = RunID.partition(of: runId), p < config.partitions, let run = try store(p).loadRun(runId, redis) else {
             return .error(notFound(runId))
         }
@@ -54,7 +54,7 @@ struct PartitionReads: Sendable {
 
     /// `{runs, total}` over the given partitions: each answers its first offset+limit ids in listRuns order,
     /// merged, and only the page's runs are read.
-    func listRuns(_ filter: RunFilter, limit: Int, offset: Int, partitions: [Int]? = nil, _ redis: RedisConnection) throws
+    func listRuns(_ filter: RunFilter, limit: Int, offset: Int, partitions: [Int]? = nil, _ redis: any RedisCommands) throws
         -> Outcome
     {
         let parts = partitions ?? Array(0..<config.partitions)
@@ -97,7 +97,7 @@ struct PartitionReads: Sendable {
     /// its first `limit` ids in listRuns order from that run on, merged. About 10-20 round trips whatever the
     /// offset; the merge of every partition's first offset+limit ids it replaces cost 0.3-0.5 s at offset 100,000
     /// over 4 partitions.
-    func seek(_ filter: RunFilter, limit: Int, offset: Int, parts: [Int], _ redis: RedisConnection) throws
+    func seek(_ filter: RunFilter, limit: Int, offset: Int, parts: [Int], _ redis: any RedisCommands) throws
         -> (total: Int, ids: [String])
     {
         func ask(_ mode: PartitionStore.SeekMode) throws -> [[RESPValue]] {
@@ -159,7 +159,7 @@ struct PartitionReads: Sendable {
         return (total, Array(ids.sorted(by: Self.listOrder).prefix(limit)))
     }
 
-    func stats(_ redis: RedisConnection, partitions: [Int]? = nil) throws -> Outcome {
+    func stats(_ redis: any RedisCommands, partitions: [Int]? = nil) throws -> Outcome {
         let parts = partitions ?? Array(0..<config.partitions)
         var counts: [String: Int] = Dictionary(uniqueKeysWithValues: RunStatus.allCases.map { ($0.rawValue, 0) })
         var tick: Int?
@@ -202,14 +202,14 @@ struct PartitionReads: Sendable {
         ])
     }
 
-    func auditEntries(_ runId: String, _ redis: RedisConnection, last: Int? = nil) throws -> [AuditEntry] {
+    func auditEntries(_ runId: String, _ redis: any RedisCommands, last: Int? = nil) throws -> [AuditEntry] {
         guard let p = RunID.partition(of: runId) else { return [] }
         let start = last.map { String(-$0) } ?? "0"
         let items = try redis.call(["LRANGE", keys.partition(p).audit(runId), start, "-1"]).array ?? []
         return items.compactMap { $0.string.flatMap(JSONValue.parse).flatMap(AuditEntry.init(json:)) }
     }
 
-    func getAudit(_ runId: String, limit: Int, _ redis: RedisConnection) throws -> Outcome {
+    func getAudit(_ runId: String, limit: Int, _ redis: any RedisCommands) throws -> Outcome {
         guard let p = RunID.partition(of: runId), p < config.partitions,
             try redis.call(["EXISTS", keys.partition(p).run(runId)]).int == 1
         else { return .error(notFound(runId)) }
@@ -225,7 +225,7 @@ struct PartitionReads: Sendable {
     /// a removal anywhere and a truncation of either end all fail, and so does a run with no count at all (every
     /// run has its execute entry). A terminal run whose audit list is gone after the configured retention answers
     /// valid, with `entries: 0` and `expired: true`; gone before its time, it is broken at 0.
-    func verifyAudit(_ runId: String, _ redis: RedisConnection) throws -> Outcome {
+    func verifyAudit(_ runId: String, _ redis: any RedisCommands) throws -> Outcome {
         guard let p = RunID.partition(of: runId), p < config.partitions, let run = try store(p).loadRun(runId, redis) else {
             return .error(notFound(runId))
         }

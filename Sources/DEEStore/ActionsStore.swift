@@ -59,7 +59,7 @@ public struct ActionsStore: Sendable {
 
     /// Trims the actions stream once (at most `limit` entries) and reports its executor groups. With `holder`, only
     /// while that instance holds the partition's lease (the partition's owner trims it); nil trims regardless.
-    public func trim(holder: String?, maxLen: Int, limit: Int = trimLimit, _ redis: RedisConnection) throws -> ActionsTrim {
+    public func trim(holder: String?, maxLen: Int, limit: Int = trimLimit, _ redis: any RedisCommands) throws -> ActionsTrim {
         let reply = try redis.evalScript(
             Self.trimScript, keys: [keys.actions, keys.lease], arguments: [holder ?? "", String(maxLen), String(limit)])
         if case .error(let message) = reply { throw RedisError(.server, message) }

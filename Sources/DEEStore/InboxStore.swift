@@ -16,13 +16,13 @@ public struct InboxStore: Sendable {
         public var clock: Int
     }
 
-    public func position(_ redis: RedisConnection) throws -> Position {
+    public func position(_ redis: any RedisCommands) throws -> Position {
         let r = try redis.pipeline([["GET", keys.applied], ["GET", keys.replied], ["GET", keys.clock]])
         return Position(applied: r[0].string.flatMap(EntryID.init), replied: r[1].string, clock: r[2].int ?? 0)
     }
 
     /// Up to `count` entries after `after`, blocking up to `blockMilliseconds` for the first.
-    public func read(after: String, count: Int, blockMilliseconds: Int, _ redis: RedisConnection) throws
+    public func read(after: String, count: Int, blockMilliseconds: Int, _ redis: any RedisCommands) throws
         -> [StreamEntry]
     {
         let reply = try redis.call([
@@ -33,12 +33,12 @@ public struct InboxStore: Sendable {
     }
 
     /// Counts one more attempt at an entry applied on its own (kept in Redis, so restarts do not reset it).
-    public func countAttempt(_ id: String, _ redis: RedisConnection) throws -> Int {
+    public func countAttempt(_ id: String, _ redis: any RedisCommands) throws -> Int {
         try redis.call(["HINCRBY", keys.attempts, id, "1"]).int ?? 1
     }
 
     /// Takes back an attempt that ended in a transient error.
-    public func uncountAttempt(_ id: String, _ redis: RedisConnection) {
+    public func uncountAttempt(_ id: String, _ redis: any RedisCommands) {
         _ = try? redis.call(["HINCRBY", keys.attempts, id, "-1"])
     }
 

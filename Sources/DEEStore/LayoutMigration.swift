@@ -27,7 +27,7 @@ public protocol LayoutStep: Sendable {
     var what: String { get }
     /// Converts up to about `size` items of a partition from `cursor` ("0" at first). Returns the cursor to go on
     /// from ("0": the partition is done) and how many items it converted.
-    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: RedisConnection) throws
+    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: any RedisCommands) throws
         -> (next: String, converted: Int)
 }
 
@@ -67,12 +67,12 @@ public struct LayoutMigration: Sendable {
     }
 
     /// The layout recorded for the deployment (``Layout/longFields`` when none is).
-    public func layout(_ redis: RedisConnection) throws -> Int {
+    public func layout(_ redis: any RedisCommands) throws -> Int {
         try redis.call(["HGET", keys.meta, "layout"]).int ?? Layout.longFields
     }
 
     /// Runs at most `maxBatches` batches (nil: until done), from where an earlier call stopped.
-    public func run(maxBatches: Int? = nil, _ redis: RedisConnection) throws -> Progress {
+    public func run(maxBatches: Int? = nil, _ redis: any RedisCommands) throws -> Progress {
         var progress = Progress()
         let recorded = try layout(redis)
         for step in Self.steps where step.layout > recorded {
@@ -104,7 +104,7 @@ struct CompactRunsStep: LayoutStep {
     var layout: Int { Layout.compactRuns }
     var what: String { "run hashes" }
 
-    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: RedisConnection) throws
+    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: any RedisCommands) throws
         -> (next: String, converted: Int)
     {
         let reply = try redis.call(["SCAN", cursor, "MATCH", "\(keys.base):run:*", "COUNT", String(size)])
@@ -126,7 +126,7 @@ struct ContactRecordsStep: LayoutStep {
     var layout: Int { Layout.contactRecords }
     var what: String { "contact indexes and enrollments" }
 
-    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: RedisConnection) throws
+    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: any RedisCommands) throws
         -> (next: String, converted: Int)
     {
         let enrolling = cursor.hasPrefix("e")
@@ -164,7 +164,7 @@ struct BucketedIndexesStep: LayoutStep {
     var layout: Int { Layout.bucketedIndexes }
     var what: String { "index entries" }
 
-    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: RedisConnection) throws
+    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: any RedisCommands) throws
         -> (next: String, converted: Int)
     {
         let reply = try redis.evalScript(MigrateIndexesScript.source, keys: [keys.bucketMap], arguments: [String(size)])

@@ -14,11 +14,11 @@ public struct PartitionStore: Sendable {
         self.streamMaxLen = streamMaxLen
     }
 
-    public func loadRun(_ id: String, _ redis: RedisConnection) throws -> Run? {
+    public func loadRun(_ id: String, _ redis: any RedisCommands) throws -> Run? {
         try loadRuns([id], redis)[0]
     }
 
-    public func loadRuns(_ ids: [String], _ redis: RedisConnection) throws -> [Run?] {
+    public func loadRuns(_ ids: [String], _ redis: any RedisCommands) throws -> [Run?] {
         if ids.isEmpty { return [] }
         return try Self.runs(redis.pipeline(loadCommands(ids)), ids: ids)
     }
@@ -41,7 +41,7 @@ public struct PartitionStore: Sendable {
     }
 
     /// Writes several change sets, each its own atomic script, in one pipeline, in order.
-    public func applyMany(_ sets: [ChangeSet], epoch: String, _ redis: RedisConnection) throws -> [ApplyResult] {
+    public func applyMany(_ sets: [ChangeSet], epoch: String, _ redis: any RedisCommands) throws -> [ApplyResult] {
         let replies = try redis.evalScriptPipelined(
             ApplyScript.body,
             calls: sets.map { ([keys.epoch], $0.arguments(epoch: epoch, maxlen: streamMaxLen)) })
@@ -68,7 +68,7 @@ public struct PartitionStore: Sendable {
     }
 
     /// Writes a change set with the apply script, then runs `then` in the same pipeline; returns both replies.
-    public func apply(_ set: ChangeSet, epoch: String, then: [String]?, _ redis: RedisConnection) throws
+    public func apply(_ set: ChangeSet, epoch: String, then: [String]?, _ redis: any RedisCommands) throws
         -> (ApplyResult, RESPValue)
     {
         guard let then else { return (try apply(set, epoch: epoch, redis), .null) }
@@ -79,7 +79,7 @@ public struct PartitionStore: Sendable {
     }
 
     /// Writes a change set with the apply script.
-    public func apply(_ set: ChangeSet, epoch: String, _ redis: RedisConnection) throws -> ApplyResult {
+    public func apply(_ set: ChangeSet, epoch: String, _ redis: any RedisCommands) throws -> ApplyResult {
         let reply = try redis.evalScript(
             ApplyScript.body, keys: [keys.epoch], arguments: set.arguments(epoch: epoch, maxlen: streamMaxLen))
         return try Self.result(reply)
@@ -88,7 +88,7 @@ public struct PartitionStore: Sendable {
     /// Matching run ids, newest first, and the exact total, answered from the indexes by the query script.
     public func query(
         _ filter: RunFilter, offset: Int, count: Int, ceiling: String? = nil, skipTotal: Bool = false,
-        _ redis: RedisConnection
+        _ redis: any RedisCommands
     ) throws -> (total: Int, ids: [String]) {
         let call = queryCall(filter, offset: offset, count: count, ceiling: ceiling, skipTotal: skipTotal)
         return try Self.queryResult(redis.evalScript(QueryScript.source, keys: call.keys, arguments: call.arguments))
@@ -150,7 +150,7 @@ public struct PartitionStore: Sendable {
         )
     }
 
-    public func clock(_ redis: RedisConnection) throws -> Int {
+    public func clock(_ redis: any RedisCommands) throws -> Int {
         try redis.call(["GET", keys.clock]).int ?? 0
     }
 

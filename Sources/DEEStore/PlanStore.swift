@@ -13,7 +13,7 @@ public final class PlanStore: Sendable {
     /// Registers `plan`; returns its version and whether it was created, or the record stored earlier for this
     /// request key.
     public func register(
-        _ plan: Plan, requestKey: String, fingerprint: String, ttl: Int, _ redis: RedisConnection
+        _ plan: Plan, requestKey: String, fingerprint: String, ttl: Int, _ redis: any RedisCommands
     ) throws -> (version: Int, created: Bool, stored: String?) {
         let reply = try redis.evalScript(
             RegisterPlanScript.source,
@@ -32,7 +32,7 @@ public final class PlanStore: Sendable {
     /// Registers a plan given inline to `execute`/`bulkExecute` (no request record): its version. As for
     /// `registerPlan` (SPEC 2), the latest version when the content equals it, else a new version, even when an
     /// older version has this content. One small read when it is the latest; the script only when it is not.
-    public func registerImplicitly(_ plan: Plan, _ redis: RedisConnection) throws -> Int {
+    public func registerImplicitly(_ plan: Plan, _ redis: any RedisCommands) throws -> Int {
         let known = try redis.call(["HMGET", keys.plan(plan.id), "latest", "h:" + plan.contentHash]).array ?? []
         if known.count == 2, let latest = known[0].int, known[1].int == latest {
             cache.withLock { $0["\(plan.id):\(latest)"] = plan }
@@ -50,7 +50,7 @@ public final class PlanStore: Sendable {
     }
 
     /// The latest version number of a plan, or nil when it is not registered.
-    public func latestVersion(_ planId: String, _ redis: RedisConnection) throws -> Int? {
+    public func latestVersion(_ planId: String, _ redis: any RedisCommands) throws -> Int? {
         try redis.call(["HGET", keys.plan(planId), "latest"]).int
     }
 
@@ -60,7 +60,7 @@ public final class PlanStore: Sendable {
     }
 
     /// A plan version, parsed; nil when it does not exist.
-    public func load(_ planId: String, version: Int, _ redis: RedisConnection) throws -> Plan? {
+    public func load(_ planId: String, version: Int, _ redis: any RedisCommands) throws -> Plan? {
         let cacheKey = "\(planId):\(version)"
         if let cached = cache.withLock({ $0[cacheKey] }) { return cached }
         guard let text = try redis.call(["HGET", keys.plan(planId), "v\(version)"]).string,
@@ -71,7 +71,7 @@ public final class PlanStore: Sendable {
     }
 
     /// `[{planId, name, latestVersion}]`, by plan id.
-    public func list(_ redis: RedisConnection) throws -> [JSONValue] {
+    public func list(_ redis: any RedisCommands) throws -> [JSONValue] {
         let ids = (try redis.call(["SMEMBERS", keys.planIds]).array ?? []).compactMap(\.string).sorted()
         if ids.isEmpty { return [] }
         let replies = try redis.pipeline(ids.map { ["HMGET", keys.plan($0), "name", "latest"] })
@@ -84,7 +84,7 @@ public final class PlanStore: Sendable {
         }
     }
 
-    public func count(_ redis: RedisConnection) throws -> Int {
+    public func count(_ redis: any RedisCommands) throws -> Int {
         try redis.call(["SCARD", keys.planIds]).int ?? 0
     }
 }

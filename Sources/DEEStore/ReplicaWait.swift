@@ -2,7 +2,8 @@ import Redis
 
 /// Waits for replicas before an acknowledgement or a reply (SPEC 9, Replication). Redis replication is
 /// asynchronous: a write the master answered may be lost with it in a failover. `WAIT n timeout` blocks the
-/// connection until `n` replicas have every write this connection made, so an engine that waits before it
+/// connection until `n` replicas have every write this connection made (on a cluster: on every master it wrote
+/// to), so an engine that waits before it
 /// acknowledges an ingress entry or sends a reply never tells anyone about a write that only the master had.
 /// With `replicas` 0 (the default: a Redis without replicas) nothing is sent.
 public struct ReplicaWait: Sendable {
@@ -20,11 +21,9 @@ public struct ReplicaWait: Sendable {
 
     /// Returns once `replicas` replicas acknowledged this connection's writes; throws `NOREPLICAS` (a transient
     /// failure: the caller acknowledges and replies nothing, and does it all again later) when fewer did in time.
-    public func wait(_ redis: RedisConnection) throws {
+    public func wait(_ redis: any RedisCommands) throws {
         guard enabled else { return }
-        let reply = try redis.call(["WAIT", String(replicas), String(timeoutMilliseconds)])
-        if case .error(let e) = reply { throw RedisError(.server, e) }
-        let acknowledged = reply.int ?? 0
+        let acknowledged = try redis.waitForReplicas(replicas, timeoutMilliseconds: timeoutMilliseconds)
         if acknowledged < replicas {
             throw RedisError(
                 .server,

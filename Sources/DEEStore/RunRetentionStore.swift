@@ -119,7 +119,7 @@ public struct RunRetentionStore: Sendable {
     /// clock), examining at most `limit` candidates. Throws ``RetentionRefusal`` when refused.
     public func remove(
         epoch: String, retentionMilliseconds: Int, now: Int64? = nil, limit: Int = defaultBatch,
-        _ redis: RedisConnection
+        _ redis: any RedisCommands
     ) throws -> RetentionBatch {
         let reply = try redis.evalScript(
             RunRetentionScript.body, keys: [keys.epoch],
@@ -136,7 +136,7 @@ public struct RunRetentionStore: Sendable {
 
     /// One step of the one-time backfill (at most `limit` index entries read). `now` (nil: Redis's clock) is the
     /// bound when the finished list is empty.
-    public func backfill(epoch: String, limit: Int = defaultBatch, now: Int64? = nil, _ redis: RedisConnection) throws
+    public func backfill(epoch: String, limit: Int = defaultBatch, now: Int64? = nil, _ redis: any RedisCommands) throws
         -> BackfillStep
     {
         let reply = try redis.evalScript(
@@ -151,7 +151,7 @@ public struct RunRetentionStore: Sendable {
     }
 
     /// Whether the partition's backfill is finished.
-    public func backfilled(_ redis: RedisConnection) throws -> Bool {
+    public func backfilled(_ redis: any RedisCommands) throws -> Bool {
         try redis.call(["HGET", keys.retention, "bf"]).string == "done"
     }
 

@@ -303,6 +303,23 @@ public final class RedisClusterConnection: RedisCommands, @unchecked Sendable {
         }
     }
 
+    /// `WAIT` on every master this client has a connection to (the nodes its writes went to), one after another;
+    /// returns the fewest replicas any of them counted (`replicas` when it has no connection yet). A connection to
+    /// a node that is no longer a master is skipped: what it took before a failover, the new master has or not,
+    /// and WAIT cannot tell (docs/RELIABILITY.md "Replicas").
+    public func waitForReplicas(_ replicas: Int, timeoutMilliseconds: Int) throws(RedisError) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        try requireNothingOutstanding()
+        let masters = Set(try currentMap().masters)
+        var fewest: Int?
+        for (address, connection) in nodes where masters.contains(address) {
+            let count = try connection.call(["WAIT", String(replicas), String(timeoutMilliseconds)]).int ?? 0
+            fewest = min(fewest ?? count, count)
+        }
+        return fewest ?? replicas
+    }
+
     /// Drops every node's connection and any outstanding replies; the next call reconnects.
     public func close() {
         lock.lock()

@@ -35,6 +35,10 @@ public protocol RedisCommands: AnyObject, Sendable {
 
     /// Drops the connection (every node's, for a cluster); the next call reconnects.
     func close()
+
+    /// `WAIT replicas timeout` where this connection writes (for a cluster: on every master it has a connection
+    /// to, one after another), and the fewest replicas that acknowledged. A server error is thrown.
+    func waitForReplicas(_ replicas: Int, timeoutMilliseconds: Int) throws(RedisError) -> Int
 }
 
 extension RedisCommands {
@@ -46,4 +50,8 @@ extension RedisCommands {
     }
 }
 
-extension RedisConnection: RedisCommands {}
+extension RedisConnection: RedisCommands {
+    public func waitForReplicas(_ replicas: Int, timeoutMilliseconds: Int) throws(RedisError) -> Int {
+        try call(["WAIT", String(replicas), String(timeoutMilliseconds)]).int ?? 0
+    }
+}

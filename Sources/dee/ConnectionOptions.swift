@@ -14,11 +14,7 @@ struct ConnectionOptions: ParsableArguments {
         guard !prefix.isEmpty, !prefix.contains(where: { "{}: \t\n".contains($0) }) else {
             throw ValidationError("--prefix may not be empty or contain braces, colons or spaces")
         }
-        // The Redis module has a cluster client (docs/DEVELOPING.md), but the engine and the CLI do not use it yet:
-        // against a cluster they would get MOVED errors, so say so at once.
-        if try redisConfiguration().cluster {
-            throw ValidationError("Redis Cluster (?cluster=1) is not supported by dee yet; give one Redis node's URL")
-        }
+        _ = try redisConfiguration()
     }
 
     func redisConfiguration() throws -> RedisConfiguration {

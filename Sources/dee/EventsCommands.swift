@@ -101,11 +101,21 @@ extension EventsCommand {
             var printed = 0
             let filter = filter
             while true {
-                var command = ["XREAD", "COUNT", "500"]
-                if !noFollow { command += ["BLOCK", "1000"] }
-                let reply = try await call(redis, command + ["STREAMS"] + streams + cursors)
+                let items: [RESPValue]
+                if config.cluster {
+                    // The partitions' streams live in different slots, so on different nodes: one XREAD per
+                    // stream, in one pipeline (split per node), and a pause when none had anything new.
+                    items = try await pipeline(
+                        redis, zip(streams, cursors).map { ["XREAD", "COUNT", "500", "STREAMS", $0, $1] }
+                    ).compactMap { $0.array?.first }
+                    if items.isEmpty && !noFollow { try? await Task.sleep(for: .milliseconds(250)) }
+                } else {
+                    var command = ["XREAD", "COUNT", "500"]
+                    if !noFollow { command += ["BLOCK", "1000"] }
+                    items = try await call(redis, command + ["STREAMS"] + streams + cursors).array ?? []
+                }
                 var batch: [StreamEvent] = []
-                for item in reply.array ?? [] {
+                for item in items {
                     guard let pair = item.array, pair.count == 2, let key = pair[0].string,
                         let p = streams.firstIndex(of: key)
                     else { continue }
@@ -124,6 +134,17 @@ extension EventsCommand {
                     if let count, printed >= count { return }
                 }
             }
+        }
+
+        func pipeline(_ redis: RedisClient, _ commands: [[String]]) async throws(CLIError) -> [RESPValue] {
+            let replies: [RESPValue]
+            do {
+                replies = try await redis.pipeline(commands)
+            } catch {
+                throw CLIError(.unreachable, "\(error)")
+            }
+            for case .error(let message) in replies { throw CLIError(.command, code: "redis", message) }
+            return replies
         }
 
         func call(_ redis: RedisClient, _ arguments: [String]) async throws(CLIError) -> RESPValue {

@@ -51,7 +51,7 @@ import Darwin
         return out
     }
 
-    static func entries(_ redis: RedisConnection, _ key: String) throws -> [[String: String]] {
+    static func entries(_ redis: any RedisCommands, _ key: String) throws -> [[String: String]] {
         var out: [[String: String]] = []
         var from = "-"
         while true {

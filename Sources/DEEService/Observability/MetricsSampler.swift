@@ -47,7 +47,7 @@ public final class MetricsSampler: Service, Sendable {
     }
 
     /// One sample, in one pipeline.
-    public func sample(_ redis: RedisConnection) throws -> EngineMetrics.Sample {
+    public func sample(_ redis: any RedisCommands) throws -> EngineMetrics.Sample {
         let keys = Keys(prefix: config.prefix)
         var commands: [[String]] = [["XINFO", "GROUPS", keys.commands], ["XLEN", keys.deadletter]]
         for p in 0..<config.partitions {

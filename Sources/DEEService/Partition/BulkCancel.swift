@@ -9,7 +9,7 @@ extension PartitionOwner {
     /// Cancels every matching open run that existed when the command arrived (ids below the command's), in
     /// batches; each batch records its count.
     func bulkCancel(
-        _ filter: RunFilter, reason: String, context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection
+        _ filter: RunFilter, reason: String, context: ChangeContext, changes: inout ChangeSet, _ redis: any RedisCommands
     ) throws -> Outcome {
         let progressKey = PartitionKeys.progressSuffix(context.commandId.description)
         let saved = try savedProgress(context, redis)

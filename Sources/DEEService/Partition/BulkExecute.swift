@@ -10,7 +10,7 @@ extension PartitionOwner {
     /// interrupted command resumes after its last batch and replies what an uninterrupted one would.
     func bulkExecute(
         plan: (Plan, Int), contacts: [JSONValue], indexes: [Int]?, variables: [String: JSONValue], batchSize: Int,
-        context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection
+        context: ChangeContext, changes: inout ChangeSet, _ redis: any RedisCommands
     ) throws -> Outcome {
         let (p, version) = plan
         let progressKey = PartitionKeys.progressSuffix(context.commandId.description)

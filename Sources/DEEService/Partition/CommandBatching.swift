@@ -42,7 +42,7 @@ extension PartitionOwner {
     /// it), and writes them in scripts of 64 (``ChangeSet/init(group:)``), in entry order. Same effects and
     /// replies as ``handle(_:_:_:)`` one by one. Returns the replies and how many entries of the group it applied
     /// (fewer when a signal names a contact with too many runs; the round applies that one alone).
-    func applyGroup(_ group: [(EntryID, InboxEntry)], _ redis: RedisConnection) throws -> (replies: [[String]], count: Int) {
+    func applyGroup(_ group: [(EntryID, InboxEntry)], _ redis: any RedisCommands) throws -> (replies: [[String]], count: Int) {
         let started = ContinuousClock.now
         struct Item {
             let id: EntryID

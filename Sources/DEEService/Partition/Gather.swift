@@ -11,7 +11,7 @@ extension PartitionOwner {
     /// parts merges the shares and replies. A partition that applies the entry again after a crash counts past
     /// it and replies again (replies are at-least-once).
     func gather(
-        _ id: EntryID, parts: Int, targets: [Int]?, address: ReplyAddress, _ redis: RedisConnection
+        _ id: EntryID, parts: Int, targets: [Int]?, address: ReplyAddress, _ redis: any RedisCommands
     ) throws -> [String]? {
         let prefixKeys = Keys(prefix: config.prefix)
         let counter = prefixKeys.gather(id.description)

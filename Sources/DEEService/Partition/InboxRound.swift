@@ -16,7 +16,7 @@ extension PartitionOwner {
     /// apply and its reply makes the next round read the entry again, find it applied, and reply its stored result.
     /// After any failure, and on taking the partition, the next batch is applied one entry at a time (see
     /// ``stepSingly(_:_:)``).
-    func step(_ redis: RedisConnection) throws -> Int {
+    func step(_ redis: any RedisCommands) throws -> Int {
         do {
             return try round(redis)
         } catch {
@@ -25,7 +25,7 @@ extension PartitionOwner {
         }
     }
 
-    private func round(_ redis: RedisConnection) throws -> Int {
+    private func round(_ redis: any RedisCommands) throws -> Int {
         guard try holdLease(redis) else {
             sleepMilliseconds(config.blockMilliseconds)
             return 0
@@ -108,7 +108,7 @@ extension PartitionOwner {
     /// on an entry, or an entry that fails, is counted across restarts). An entry attempted more than
     /// `maxDeliveries` times is poison: it goes to the dead letters with its error and its command, is answered
     /// `internal`, and the partition goes on. A transient failure takes its attempt back.
-    func stepSingly(_ entries: [StreamEntry], _ redis: RedisConnection) throws -> Int {
+    func stepSingly(_ entries: [StreamEntry], _ redis: any RedisCommands) throws -> Int {
         for entry in entries {
             guard let id = EntryID(entry.id) else { continue }
             let attempts = try inbox.countAttempt(entry.id, redis)

@@ -12,7 +12,7 @@ extension PartitionOwner {
     /// it, runs are read from Redis.
     func execute(
         _ request: Request, entry e: InboxEntry, context: ChangeContext, changes: inout ChangeSet,
-        batch: BatchRuns? = nil, _ redis: RedisConnection
+        batch: BatchRuns? = nil, _ redis: any RedisCommands
     ) throws -> Outcome {
         func loadRun(_ runId: String) throws -> Run {
             guard let batch else { return try self.load(runId, redis) }
@@ -117,13 +117,13 @@ extension PartitionOwner {
         }
     }
 
-    func load(_ runId: String, _ redis: RedisConnection) throws -> Run {
+    func load(_ runId: String, _ redis: any RedisCommands) throws -> Run {
         guard let run = try store.loadRun(runId, redis) else { throw reads.notFound(runId) }
         return run
     }
 
     /// The plan version the router resolved for this entry.
-    func plan(_ e: InboxEntry, _ request: Request, _ redis: RedisConnection) throws -> (Plan, Int) {
+    func plan(_ e: InboxEntry, _ request: Request, _ redis: any RedisCommands) throws -> (Plan, Int) {
         let planId: String
         switch request {
         case .execute(let ref, _, _, _, _), .bulkExecute(let ref, _, _, _): planId = ref.planId
@@ -136,7 +136,7 @@ extension PartitionOwner {
         return (try planVersion(planId, version, redis), version)
     }
 
-    func planVersion(_ planId: String, _ version: Int, _ redis: RedisConnection) throws -> Plan {
+    func planVersion(_ planId: String, _ version: Int, _ redis: any RedisCommands) throws -> Plan {
         // Every plan version a run uses is copied into its partition; the registry is the fallback.
         guard let plan = try plans.load(planId, version: version, redis) else {
             throw DEEError(.notFound, "plan \(planId) version \(version) cannot be read", field: "planId")
@@ -146,7 +146,7 @@ extension PartitionOwner {
 
     func executeOne(
         plan: (Plan, Int), contact: [String: JSONValue], contactId: String, variables: [String: JSONValue],
-        startTick: Int?, context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection
+        startTick: Int?, context: ChangeContext, changes: inout ChangeSet, _ redis: any RedisCommands
     ) throws -> Outcome {
         let (p, version) = plan
         let check = enrollmentCheck
@@ -170,7 +170,7 @@ extension PartitionOwner {
 
     /// How far a batched command got before an interruption: the batches it wrote and its saved counts
     /// (`n` and `state` of `<base>:progress:<entryId>`, written by the apply script); none when it is new.
-    func savedProgress(_ context: ChangeContext, _ redis: RedisConnection) throws -> (batches: Int, state: String?) {
+    func savedProgress(_ context: ChangeContext, _ redis: any RedisCommands) throws -> (batches: Int, state: String?) {
         let saved = try redis.call(["HGETALL", keys.progress(context.commandId.description)]).pairs
         return (saved["n"].flatMap { Int($0) } ?? 0, saved["state"])
     }
@@ -183,7 +183,7 @@ extension PartitionOwner {
     /// Delivers a signal to one run, or to every open run of a contact (optionally of one plan).
     func signal(
         _ target: SignalTarget, name: String, data: [String: JSONValue]?, planId: String?, context: ChangeContext,
-        changes: inout ChangeSet, batch: BatchRuns? = nil, _ redis: RedisConnection
+        changes: inout ChangeSet, batch: BatchRuns? = nil, _ redis: any RedisCommands
     ) throws -> Outcome {
         var runs: [Run] = []
         switch target {

@@ -14,7 +14,7 @@ extension PartitionOwner {
 
     /// Takes or renews the lease, or gives it up to rebalance (``PartitionShare``). Returns whether this process
     /// owns the partition now. Called between rounds, so a lease given up has nothing in flight.
-    func holdLease(_ redis: RedisConnection) throws -> Bool {
+    func holdLease(_ redis: any RedisCommands) throws -> Bool {
         if state.withLock({ $0.machine.epoch }) != nil {
             if try lease.renew(redis) {
                 state.withLock { $0.renewed = .now }
@@ -52,7 +52,7 @@ extension PartitionOwner {
     /// Reads the deployment's layout (`dee migrate` moves it on while engines run): until it is 3, the owner also
     /// reads layout 2's contact indexes and enrollment hash. On taking the partition, then at most once per third of
     /// a lease (rounds renew the lease each time; the layout need not be read that often).
-    private func readLayout(_ redis: RedisConnection, force: Bool) throws {
+    private func readLayout(_ redis: any RedisCommands, force: Bool) throws {
         let due = state.withLock { s in
             force || s.layoutRead.map { ContinuousClock.now - $0 >= .milliseconds(config.leaseMilliseconds / 3) } ?? true
         }
@@ -65,7 +65,7 @@ extension PartitionOwner {
     }
 
     /// Gives the lease up (graceful shutdown, rebalancing).
-    func releaseLease(_ redis: RedisConnection) {
+    func releaseLease(_ redis: any RedisCommands) {
         lease.release(redis)
         state.withLock {
             $0.machine.lost()
@@ -76,7 +76,7 @@ extension PartitionOwner {
 
     /// Whether this process should ask for the partition's lease now: below its share, or the lease stayed free
     /// for a whole lease period (then any process takes it, so that no partition waits on a miscount).
-    private func wantsLease(_ redis: RedisConnection) throws -> Bool {
+    private func wantsLease(_ redis: any RedisCommands) throws -> Bool {
         let held = share.held.count, target = share.share
         if held < target { return true }
         let free = try redis.call(["EXISTS", keys.lease]).int == 0
@@ -99,7 +99,7 @@ extension PartitionOwner {
     }
 
     /// A batched command (a large tick or bulk command) can outlast the lease: renew it between batches.
-    func renewDuringLongCommands(_ redis: RedisConnection) throws {
+    func renewDuringLongCommands(_ redis: any RedisCommands) throws {
         guard leaseRenewalDue else { return }
         guard try lease.renew(redis) else {
             logger.warning("lost the partition lease during a long command")

@@ -72,7 +72,7 @@ final class PartitionOwner: Sendable {
     }
 
     /// Applies one inbox entry (or replies again what was applied) and returns its reply command.
-    func handle(_ id: EntryID, _ e: InboxEntry, _ redis: RedisConnection) throws -> [String]? {
+    func handle(_ id: EntryID, _ e: InboxEntry, _ redis: any RedisCommands) throws -> [String]? {
         let started = ContinuousClock.now
         let address = address(id, e)
         let rid = e.requestId ?? ""
@@ -141,7 +141,7 @@ final class PartitionOwner: Sendable {
 
     /// The stored result of an entry: by its requestId (kept for the dedupe window), or, for a command without
     /// one that was applied before (a crash between applying and replying), from the results stream.
-    func storedResult(_ id: EntryID, requestId rid: String, replayed: Bool, _ redis: RedisConnection) throws
+    func storedResult(_ id: EntryID, requestId rid: String, replayed: Bool, _ redis: any RedisCommands) throws
         -> (fingerprint: String, outcome: Outcome)?
     {
         if !rid.isEmpty {
@@ -153,19 +153,19 @@ final class PartitionOwner: Sendable {
     }
 
     /// Reads the reply of an apply script sent with `sendOnly`; a fence refusal throws.
-    func receiveApplyResult(_ redis: RedisConnection) throws -> ApplyResult {
+    func receiveApplyResult(_ redis: any RedisCommands) throws -> ApplyResult {
         let result = try PartitionStore.result(redis.receive(1)[0])
         if result == .fenced { throw Fenced() }
         return result
     }
 
     /// Writes a change set; on success remembers the watermark and clock.
-    func commit(_ set: ChangeSet, _ redis: RedisConnection) throws {
+    func commit(_ set: ChangeSet, _ redis: any RedisCommands) throws {
         _ = try commit(set, then: nil, redis)
     }
 
     /// Writes a change set and, in the same round trip, sends `then` (a read for the next step); returns its reply.
-    func commit(_ set: ChangeSet, then: [String]?, _ redis: RedisConnection) throws -> RESPValue {
+    func commit(_ set: ChangeSet, then: [String]?, _ redis: any RedisCommands) throws -> RESPValue {
         try renewDuringLongCommands(redis)
         guard let epoch = state.withLock({ $0.machine.epoch }) else { throw Fenced() }
         var set = set

@@ -10,7 +10,7 @@ extension PartitionOwner {
     /// script that also records the tick and the count so far, so an interrupted tick resumes where it stopped,
     /// and a run stepped in tick t is due after t, so it never steps twice in one tick. Ticks with nothing due
     /// are skipped in one jump to the next due tick.
-    func tick(count: Int, context: ChangeContext, changes: inout ChangeSet, _ redis: RedisConnection) throws -> Outcome {
+    func tick(count: Int, context: ChangeContext, changes: inout ChangeSet, _ redis: any RedisCommands) throws -> Outcome {
         let progressKey = PartitionKeys.progressSuffix(context.commandId.description)
         let saved = try savedProgress(context, redis)
         let state = saved.state.flatMap(JSONValue.parse)?.object ?? [:]
@@ -64,7 +64,7 @@ extension PartitionOwner {
     /// script of this one.
     func tickWindow(
         _ ids: [String], context: ChangeContext, batches n: inout Int, stepped: inout Int,
-        progress: (Int) -> String, progressKey: String, next: [String], _ redis: RedisConnection
+        progress: (Int) -> String, progressKey: String, next: [String], _ redis: any RedisCommands
     ) throws -> [String] {
         try renewDuringLongCommands(redis)
         guard let epoch = state.withLock({ $0.machine.epoch }) else { throw Fenced() }
@@ -117,7 +117,7 @@ extension PartitionOwner {
     }
 
     /// One batch of a tick: the change of every loaded run that is due.
-    func tickBatch(_ loaded: [Run?], ids: [String], context: ChangeContext, _ redis: RedisConnection) -> ChangeSet {
+    func tickBatch(_ loaded: [Run?], ids: [String], context: ChangeContext, _ redis: any RedisCommands) -> ChangeSet {
         var set = ChangeSet(entry: nil)
         for (id, run) in zip(ids, loaded) {
             guard var run else {

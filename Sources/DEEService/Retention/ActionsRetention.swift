@@ -90,7 +90,7 @@ public final class ActionsRetention: Service, Sendable {
     /// summed over the round's calls).
     @discardableResult
     public func round(
-        _ redis: RedisConnection, _ warnings: inout RetentionWarnings, ownedOnly: Bool = true,
+        _ redis: any RedisCommands, _ warnings: inout RetentionWarnings, ownedOnly: Bool = true,
         now: ContinuousClock.Instant = .now
     ) throws -> [Int: ActionsTrim] {
         let keys = Keys(prefix: config.prefix)

@@ -111,7 +111,7 @@ public final class RunRetention: Service, Sendable {
     /// did; `memory` is kept between rounds.
     @discardableResult
     public func round(
-        _ redis: RedisConnection, _ memory: inout RunRetentionMemory, now: Int64? = nil,
+        _ redis: any RedisCommands, _ memory: inout RunRetentionMemory, now: Int64? = nil,
         epochs: ((Int) -> String?)? = nil
     ) throws -> [Int: PartitionRound] {
         guard let retention = config.runRetentionMilliseconds else { return [:] }

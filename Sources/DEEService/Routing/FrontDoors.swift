@@ -113,7 +113,7 @@ final class FrontDoors: Sendable {
 
     /// One round over every door. Returns how many entries were copied into the ingress stream.
     @discardableResult
-    func step(_ redis: RedisConnection) throws -> Int {
+    func step(_ redis: any RedisCommands) throws -> Int {
         guard isEnabled else { return 0 }
         var calls: [(keys: [String], arguments: [String])] = []
         var callDoor: [String] = []

@@ -40,7 +40,7 @@ final class Router: Sendable {
     /// the inboxes they touch (one fenced script per partition, entries in id order), then acknowledges them. A
     /// failure throws before anything is acknowledged; the caller routes the pending entries again.
     /// `counted`: the entries' attempts were counted (routed on their own), and are forgotten with the ack.
-    func routeBatch(_ batch: [StreamEntry], epoch: Int, counted: Bool = false, _ redis: RedisConnection) throws
+    func routeBatch(_ batch: [StreamEntry], epoch: Int, counted: Bool = false, _ redis: any RedisCommands) throws
         -> BatchResult
     {
         var out = Batch()
@@ -84,7 +84,7 @@ final class Router: Sendable {
     /// Routes entries one at a time, each attempt counted in Redis first: an entry attempted more than
     /// `maxDeliveries` times is poison and goes to the dead letters (answered `internal`). A transient failure
     /// takes its attempt back and throws; any other failure leaves it counted and throws.
-    func routeSingly(_ batch: [StreamEntry], epoch: Int, _ redis: RedisConnection) throws -> BatchResult {
+    func routeSingly(_ batch: [StreamEntry], epoch: Int, _ redis: any RedisCommands) throws -> BatchResult {
         for entry in batch {
             let attempts = try ingress.countAttempt(entry.id, redis)
             if AttemptDecision.decide(attempts: attempts, maxAttempts: config.maxDeliveries) == .poison {
@@ -104,7 +104,7 @@ final class Router: Sendable {
     }
 
     /// Gives up on an entry: dead letter, an `internal` reply when it names a valid replyTo, and a log line.
-    private func poison(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) throws {
+    private func poison(_ entry: StreamEntry, reason: String, _ redis: any RedisCommands) throws {
         logger.error("giving up on an ingress entry", metadata: ["stream.entry_id": "\(entry.id)", "reason": "\(reason)"])
         let header = decoder.header(entry.fields)
         let address = ReplyAddress(
@@ -123,7 +123,7 @@ final class Router: Sendable {
     var deadletters: Deadletters { Deadletters(keys: keys, maxLen: config.rejectedMaxLen) }
 
     /// Writes a dead letter; throws when Redis refuses it, so that the entry is not acknowledged without one.
-    private func deadletter(_ entry: StreamEntry, reason: String, _ redis: RedisConnection) throws {
+    private func deadletter(_ entry: StreamEntry, reason: String, _ redis: any RedisCommands) throws {
         try redis.call(deadletters.add(
             commandId: entry.id, source: "ingress", error: reason, fields: entry.fields))
         config.metrics.deadLetter(.ingress)
@@ -163,7 +163,7 @@ final class Router: Sendable {
     /// whichever partitions the two commands touch). Each claim is `<prefix>:rid:{<requestId>}` holding the first
     /// command's fingerprint for the dedupe window; the hash tag spreads the records over slots. Returns, per
     /// claiming entry id, whether its fingerprint matches the claim (a first use, or a repeat of the same command).
-    func claims(_ batch: [(id: String, decoded: Decoded)], _ redis: RedisConnection) throws -> [String: Bool] {
+    func claims(_ batch: [(id: String, decoded: Decoded)], _ redis: any RedisCommands) throws -> [String: Bool] {
         let claiming = batch.compactMap { item in item.decoded.claim.map { (item.id, $0) } }
         guard !claiming.isEmpty else { return [:] }
         var commands: [[String]] = []
@@ -186,7 +186,7 @@ final class Router: Sendable {
 
     /// Validates, answers or forwards one ingress entry, adding its writes to the batch. `claimed` is false when
     /// its requestId was claimed by another command.
-    func route(_ entry: StreamEntry, _ decoded: Decoded, claimed: Bool?, _ out: inout Batch, _ redis: RedisConnection) throws {
+    func route(_ entry: StreamEntry, _ decoded: Decoded, claimed: Bool?, _ out: inout Batch, _ redis: any RedisCommands) throws {
         let header = decoded.header
         let address = decoded.address
         let envelope: Envelope

@@ -23,7 +23,7 @@ public struct Deadletters: Sendable {
     }
 
     /// The newest dead letters first, at most `limit`.
-    public func list(limit: Int, _ redis: RedisConnection) throws -> [JSONValue] {
+    public func list(limit: Int, _ redis: any RedisCommands) throws -> [JSONValue] {
         let reply = try redis.call(["XREVRANGE", keys.deadletter, "+", "-", "COUNT", String(limit)])
         return reply.streamEntries.map { item in
             var o: [String: JSONValue] = ["id": .string(item.id)]
@@ -38,7 +38,7 @@ public struct Deadletters: Sendable {
     /// Re-adds a dead letter's original fields to the ingress stream, with the original `requestId` (or the
     /// original command id as one, so a re-drive of a command that did apply somewhere is not applied twice), and
     /// deletes the dead letter. Returns the new ingress entry id, or nil when there is no such dead letter.
-    public func redrive(_ id: String, _ redis: RedisConnection) throws -> String? {
+    public func redrive(_ id: String, _ redis: any RedisCommands) throws -> String? {
         guard let item = try redis.call(["XRANGE", keys.deadletter, id, id]).streamEntries.first,
             let original = Self.fields(item.fields["entry"] ?? "")
         else { return nil }

@@ -57,7 +57,7 @@ public struct FrontDoorStore: Sendable {
 
     /// Reads every door after its stored watermark (`HMGET`, then one `XREAD … COUNT count` per door, pipelined: the
     /// doors are in different Cluster slots). Never blocks.
-    public func read(count: Int, _ redis: RedisConnection) throws(RedisError) -> [DoorBatch] {
+    public func read(count: Int, _ redis: any RedisCommands) throws(RedisError) -> [DoorBatch] {
         guard !names.isEmpty else { return [] }
         let marks = try redis.call(["HMGET", keys.doors] + names).array ?? []
         let after = names.indices.map { i in (i < marks.count ? marks[i].string : nil) ?? "0-0" }
@@ -90,7 +90,7 @@ public struct FrontDoorStore: Sendable {
 
     /// Runs copy calls in order, in one pipeline (`EVAL`: each call is atomic and skips what is at or below the
     /// stored watermark, so any prefix of them may run again). Returns each call's outcome, or its server error.
-    public func copy(_ calls: [(keys: [String], arguments: [String])], _ redis: RedisConnection)
+    public func copy(_ calls: [(keys: [String], arguments: [String])], _ redis: any RedisCommands)
         throws(RedisError) -> [Result<DoorCopy, RedisError>]
     {
         guard !calls.isEmpty else { return [] }
@@ -105,7 +105,7 @@ public struct FrontDoorStore: Sendable {
 
     /// Trims each door below its watermark (`XTRIM MINID`): what is left was copied already, except the watermark
     /// entry itself, which stays so that the door's last id stays visible to an operator.
-    public func trim(_ watermarks: [(name: String, watermark: String)], _ redis: RedisConnection) throws(RedisError) {
+    public func trim(_ watermarks: [(name: String, watermark: String)], _ redis: any RedisCommands) throws(RedisError) {
         let commands = watermarks.filter { !$0.watermark.isEmpty }.map {
             ["XTRIM", keys.door($0.name), "MINID", $0.watermark]
         }

@@ -33,13 +33,13 @@ public struct IngressStore: Sendable {
     }
 
     /// Creates the consumer group (from the stream's start, so commands sent before the first start run).
-    public func prepare(_ redis: RedisConnection) throws {
+    public func prepare(_ redis: any RedisCommands) throws {
         let reply = try redis.send(["XGROUP", "CREATE", keys.commands, group, "0", "MKSTREAM"])
         if case .error(let e) = reply, !e.hasPrefix("BUSYGROUP") { throw RedisError(.server, e) }
     }
 
     /// Raises every partition's router fence to `epoch`: from now on no router with a lower epoch writes an inbox.
-    public func raiseFences(to epoch: Int, _ redis: RedisConnection) throws {
+    public func raiseFences(to epoch: Int, _ redis: any RedisCommands) throws {
         let calls = (0..<partitions).map { ([keys.partition($0).routerFence], [String(epoch)]) }
         for reply in try redis.evalScriptPipelined(LeaseScripts.fence, calls: calls) {
             if case .error(let e) = reply { throw RedisError(.server, e) }
@@ -50,7 +50,7 @@ public struct IngressStore: Sendable {
     /// counting a delivery. Called by a new router lease holder before it reads anything new, so an entry a dead
     /// router had read is routed before any later one. Returns how many it moved.
     @discardableResult
-    public func claimAll(_ redis: RedisConnection, idleMilliseconds: Int = 0) throws -> Int {
+    public func claimAll(_ redis: any RedisCommands, idleMilliseconds: Int = 0) throws -> Int {
         var cursor = "0-0"
         var moved = 0
         repeat {
@@ -66,14 +66,14 @@ public struct IngressStore: Sendable {
     }
 
     /// Entries of this consumer's pending list after `after` ("0" for its start), in id order.
-    public func readPending(after: String, count: Int, _ redis: RedisConnection) throws -> [StreamEntry] {
+    public func readPending(after: String, count: Int, _ redis: any RedisCommands) throws -> [StreamEntry] {
         Self.streamBatch(try redis.call([
             "XREADGROUP", "GROUP", group, consumer, "COUNT", String(count), "STREAMS", keys.commands, after,
         ]))
     }
 
     /// New entries, blocking up to `blockMilliseconds`.
-    public func readNew(count: Int, blockMilliseconds: Int, _ redis: RedisConnection) throws -> [StreamEntry] {
+    public func readNew(count: Int, blockMilliseconds: Int, _ redis: any RedisCommands) throws -> [StreamEntry] {
         Self.streamBatch(try redis.call([
             "XREADGROUP", "GROUP", group, consumer, "COUNT", String(count), "BLOCK", String(blockMilliseconds),
             "STREAMS", keys.commands, ">",
@@ -97,7 +97,7 @@ public struct IngressStore: Sendable {
     /// Runs append calls (one per partition) and then `then` (replies, rejections) in one pipeline. Returns each
     /// call's codes, nil for a call refused by the fence, and the replies of `then`.
     public func append(
-        _ calls: [(keys: [String], arguments: [String])], then: [[String]], _ redis: RedisConnection
+        _ calls: [(keys: [String], arguments: [String])], then: [[String]], _ redis: any RedisCommands
     ) throws -> (codes: [[AppendCode]?], then: [RESPValue]) {
         let replies = try redis.evalScriptPipelined(InboxAppendScript.source, calls: calls, then: then)
         var codes: [[AppendCode]?] = []
@@ -116,7 +116,7 @@ public struct IngressStore: Sendable {
 
     /// Acknowledges routed entries; with `forgettingAttempts` (entries routed on their own, whose attempts were
     /// counted) their counts go in the same round trip.
-    public func ack(_ ids: [String], forgettingAttempts: Bool = false, _ redis: RedisConnection) throws {
+    public func ack(_ ids: [String], forgettingAttempts: Bool = false, _ redis: any RedisCommands) throws {
         guard !ids.isEmpty else { return }
         let forget: [[String]] = forgettingAttempts ? [["HDEL", keys.routerAttempts] + ids] : []
         for reply in try redis.pipeline(forget + [["XACK", keys.commands, group] + ids]) {
@@ -126,19 +126,19 @@ public struct IngressStore: Sendable {
 
     /// Counts one more attempt at an entry routed on its own (kept in Redis, so restarts do not reset it) and
     /// returns the count. A process killed during the attempt leaves it counted.
-    public func countAttempt(_ id: String, _ redis: RedisConnection) throws -> Int {
+    public func countAttempt(_ id: String, _ redis: any RedisCommands) throws -> Int {
         try redis.call(["HINCRBY", keys.routerAttempts, id, "1"]).int ?? 1
     }
 
     /// Takes back an attempt that ended in a transient error (not the entry's fault).
-    public func uncountAttempt(_ id: String, _ redis: RedisConnection) throws {
+    public func uncountAttempt(_ id: String, _ redis: any RedisCommands) throws {
         try redis.call(["HINCRBY", keys.routerAttempts, id, "-1"])
     }
 
     /// Trims the ingress stream below the oldest entry still pending in the group (or, with none pending, below
     /// the last one delivered): never an entry a consumer may still need (SPEC 9). Returns the MINID used.
     @discardableResult
-    public func trimIngress(_ redis: RedisConnection) throws -> String? {
+    public func trimIngress(_ redis: any RedisCommands) throws -> String? {
         let replies = try redis.pipeline([["XPENDING", keys.commands, group], ["XINFO", "GROUPS", keys.commands]])
         var floor: String?
         if let summary = replies[0].array, summary.count >= 2, let oldest = summary[1].string {

@@ -17,19 +17,19 @@ public struct Lease: Sendable {
     }
 
     /// Takes the lease when nobody holds it; returns the new epoch, or nil when another process holds it.
-    public func acquire(_ redis: RedisConnection) throws -> Int? {
+    public func acquire(_ redis: any RedisCommands) throws -> Int? {
         let got = try redis.send(["SET", key, holder, "NX", "PX", String(milliseconds)])
         guard got == .string("OK") else { return nil }
         return try redis.call(["INCR", epochKey]).int ?? 0
     }
 
     /// Extends the lease; false when this process no longer holds it.
-    public func renew(_ redis: RedisConnection) throws -> Bool {
+    public func renew(_ redis: any RedisCommands) throws -> Bool {
         try redis.evalScript(LeaseScripts.renew, keys: [key], arguments: [holder, String(milliseconds)]).int == 1
     }
 
     /// Gives the lease up (graceful shutdown), so a successor need not wait for it to expire.
-    public func release(_ redis: RedisConnection) {
+    public func release(_ redis: any RedisCommands) {
         _ = try? redis.evalScript(LeaseScripts.release, keys: [key], arguments: [holder])
     }
 }

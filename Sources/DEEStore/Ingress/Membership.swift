@@ -16,14 +16,14 @@ public struct Membership: Sendable {
     }
 
     /// Renews this process's membership and returns the members now (itself included), sorted.
-    public func heartbeat(_ redis: RedisConnection) throws -> [String] {
+    public func heartbeat(_ redis: any RedisCommands) throws -> [String] {
         let reply = try redis.evalScript(Self.heartbeatScript, keys: [key], arguments: [instance, String(milliseconds)])
         if case .error(let e) = reply { throw RedisError(.server, "membership heartbeat: \(e)") }
         return (reply.array ?? []).compactMap(\.string).sorted()
     }
 
     /// Leaves (graceful shutdown): the others count one process fewer at once.
-    public func leave(_ redis: RedisConnection) {
+    public func leave(_ redis: any RedisCommands) {
         _ = try? redis.call(["ZREM", key, instance])
     }
 

@@ -46,6 +46,12 @@ struct ChaosHarness {
     let commands: Int
     let wave: Int
     let seed: UInt64
+    /// Replicas every producer `XADD` waits for (`WAIT`), and that the engines wait for (`--wait-replicas`): a
+    /// master failover loses only what no replica had, and nothing was acknowledged or replied before one had it.
+    var replicas = 0
+    /// Where the fault-free run goes (default: the same Redis). A cluster scenario sends it to a single Redis, so
+    /// the comparison also says a cluster answers as one Redis does.
+    var oracleURL: String?
 
     init(executable: String, url: String, partitions: Int = 2, seed: UInt64 = 1) {
         self.executable = executable
@@ -65,9 +71,13 @@ struct ChaosHarness {
         var rng: SeededRandom
         var notes: [String] = []
 
-        init(engines: [EngineProcess], redis: DedicatedRedis?, seed: UInt64) {
+        /// The deployment's key prefix (a fault may aim at the node that holds one of its keys).
+        let prefix: String
+
+        init(engines: [EngineProcess], redis: DedicatedRedis?, prefix: String, seed: UInt64) {
             self.engines = engines
             self.redis = redis
+            self.prefix = prefix
             self.rng = SeededRandom(seed ^ 0x5eed)
         }
 
@@ -144,20 +154,21 @@ struct ChaosHarness {
     ) throws -> Row {
         let url = dedicated?.url ?? self.url
         let prefix = TestRedis.uniquePrefix()
-        let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
+        let redis = try RedisConfiguration(url: url).makeConnection()
         defer { _ = try? redis.unlinkKeys(matching: "\(prefix):*") }
         let logs = FileManager.default.temporaryDirectory.appendingPathComponent("dee-chaos-\(prefix)")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: logs) }
         // The metrics server and sampler run too (a free port each), so every fault meets the whole service group.
         let extra = ["--partitions", String(partitions), "--metrics-port", "0"]
+            + (replicas > 0 ? ["--wait-replicas", String(replicas), "--wait-timeout", "2s"] : [])
         let engines = try (0..<count).map {
             try EngineProcess(
                 executable: executable, url: url, prefix: prefix, consumer: "chaos-\($0)", extra: extra,
                 log: logs.appendingPathComponent("engine-\($0).log"))
         }
         defer { engines.forEach { $0.killHard() } }
-        let faults = Faults(engines: engines, redis: dedicated, seed: seed)
+        let faults = Faults(engines: engines, redis: dedicated, prefix: prefix, seed: seed)
         let replyStream = "\(prefix):replies:chaos"
         let replies = ReplyCollector(url: url, stream: replyStream)
         replies.start()
@@ -196,13 +207,18 @@ struct ChaosHarness {
 
         // The same log, without faults.
         let oraclePrefix = TestRedis.uniquePrefix()
-        defer { _ = try? redis.unlinkKeys(matching: "\(oraclePrefix):*") }
+        let oracleURL = self.oracleURL ?? url
+        let oracleRedis = try RedisConfiguration(url: oracleURL).makeConnection()
+        defer {
+            _ = try? oracleRedis.unlinkKeys(matching: "\(oraclePrefix):*")
+            oracleRedis.close()
+        }
         let oracleStream = "\(oraclePrefix):replies:chaos"
-        let oracleReplies = ReplyCollector(url: url, stream: oracleStream)
+        let oracleReplies = ReplyCollector(url: oracleURL, stream: oracleStream)
         oracleReplies.start()
         defer { oracleReplies.stop() }
         let oracle = try EngineProcess(
-            executable: executable, url: url, prefix: oraclePrefix, consumer: "oracle", extra: extra,
+            executable: executable, url: oracleURL, prefix: oraclePrefix, consumer: "oracle", extra: extra,
             log: logs.appendingPathComponent("oracle.log"))
         defer { oracle.killHard() }
         for chunk in stride(from: 0, to: sent.count, by: 200).map({ Array(sent[$0..<min($0 + 200, sent.count)]) }) {
@@ -210,13 +226,13 @@ struct ChaosHarness {
                 ["XADD", "\(oraclePrefix):commands", entry.id]
                     + entry.fields.flatMap { $0.0 == "replyTo" ? [$0.0, oracleStream] : [$0.0, $0.1] }
             }
-            for r in try redis.pipeline(commands) {
+            for r in try oracleRedis.pipeline(commands) {
                 if case .error(let e) = r { throw RedisError(.server, "oracle XADD: \(e)") }
             }
         }
         let oracleAnswered = oracleReplies.wait(for: Set(sent.map(\.id)), timeout: 180)
         oracle.stop(grace: 20)
-        let oracleState = try State.read(prefix: oraclePrefix, partitions: partitions, redis)
+        let oracleState = try State.read(prefix: oraclePrefix, partitions: partitions, oracleRedis)
         let expected = oracleReplies.snapshot()
 
         var row = Row(scenario: scenario)
@@ -242,10 +258,18 @@ struct ChaosHarness {
         return row
     }
 
-    private func send(_ batch: [[(String, String)]], prefix: String, _ redis: RedisConnection) throws
+    private func send(_ batch: [[(String, String)]], prefix: String, _ redis: any RedisCommands) throws
         -> [(id: String, fields: [(String, String)])]
     {
         let replies = try redis.pipeline(batch.map { ["XADD", "\(prefix):commands", "*"] + $0.flatMap { [$0.0, $0.1] } })
+        // A careful producer waits until a replica has its commands (docs/RELIABILITY.md "Replicas").
+        if replicas > 0 {
+            var waited = 0
+            while try redis.waitForReplicas(replicas, timeoutMilliseconds: 1000) < replicas {
+                waited += 1
+                if waited >= 30 { throw RedisError(.server, "NOREPLICAS for the producer's XADDs for 30 s") }
+            }
+        }
         return try zip(batch, replies).map { fields, reply in
             guard let id = reply.string else { throw RedisError(.unexpectedReply, "XADD answered \(reply)") }
             return (id, fields)
@@ -265,7 +289,7 @@ struct ChaosHarness {
             let thread = Thread {
                 defer { group.leave() }
                 let r = Result { () throws -> [(id: String, fields: [(String, String)])] in
-                    let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
+                    let redis = try RedisConfiguration(url: url).makeConnection()
                     defer { redis.close() }
                     var out: [(id: String, fields: [(String, String)])] = []
                     for start in stride(from: 0, to: half.count, by: 50) {
@@ -374,10 +398,10 @@ final class ReplyCollector: @unchecked Sendable {
         running.store(true, ordering: .relaxed)
         let t = Thread { [self] in
             var last = "0-0"
-            var redis: RedisConnection?
+            var redis: (any RedisCommands)?
             while running.load(ordering: .relaxed) {
                 do {
-                    if redis == nil { redis = RedisConnection(configuration: try RedisConfiguration(url: url)) }
+                    if redis == nil { redis = try RedisConfiguration(url: url).makeConnection() }
                     let reply = try redis!.call(["XREAD", "COUNT", "2000", "BLOCK", "100", "STREAMS", stream, last])
                     guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { continue }
                     let items = first[1].streamEntries
@@ -424,7 +448,7 @@ struct State {
     var audit: [String: [String]] = [:]
     var streams: [String: [String]] = [:]
 
-    static func read(prefix: String, partitions: Int, _ redis: RedisConnection) throws -> State {
+    static func read(prefix: String, partitions: Int, _ redis: any RedisCommands) throws -> State {
         var s = State()
         for p in 0..<partitions {
             let base = "\(prefix):{\(p)}"
@@ -435,7 +459,7 @@ struct State {
             }
             var cursor = "0"
             repeat {
-                let reply = try redis.call(["SCAN", cursor, "MATCH", "\(base):run:*", "COUNT", "1000"])
+                let reply = try scan(redis, cursor: cursor, pattern: "\(base):run:*", slotOf: base)
                 let parts = reply.array ?? []
                 cursor = parts.first?.string ?? "0"
                 let keys = (parts.count > 1 ? parts[1].array ?? [] : []).compactMap(\.string)
@@ -449,6 +473,15 @@ struct State {
             } while cursor != "0"
         }
         return s
+    }
+
+    /// One `SCAN` step over the keys of `slotOf`'s slot: on a cluster, on the master that serves it.
+    static func scan(_ redis: any RedisCommands, cursor: String, pattern: String, slotOf key: String) throws -> RESPValue {
+        let command = ["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]
+        if let cluster = redis as? RedisClusterConnection, let node = try cluster.node(forKey: key) {
+            return try cluster.onNode(node) { (c: RedisConnection) throws(RedisError) in try c.call(command) }
+        }
+        return try redis.call(command)
     }
 
     /// Entries this state has beyond `other` (duplicates) and lacks (lost), over runs, audit entries, events and
