@@ -19,13 +19,13 @@ public struct DEEReply: Sendable {
 /// Sends commands to the engine's ingress stream and waits for their replies on a reply stream of its own.
 /// Blocking; for producers, scripts and tests.
 public final class DEEClient: @unchecked Sendable {
-    public let redis: RedisConnection
+    public let redis: any RedisCommands
     public let prefix: String
     public let replyStream: String
     private var lastReply = "0-0"
     private var buffered: [String: DEEReply] = [:]
 
-    public init(redis: RedisConnection, prefix: String = "dee", replyStream: String? = nil) {
+    public init(redis: any RedisCommands, prefix: String = "dee", replyStream: String? = nil) {
         self.redis = redis
         self.prefix = prefix
         self.replyStream = replyStream ?? "\(prefix):replies:\(UUID().uuidString)"

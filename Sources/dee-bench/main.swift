@@ -26,7 +26,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         let config = try RedisConfiguration(url: redisURL, timeoutSeconds: 600)
-        let redis = RedisConnection(configuration: config)
+        let redis = config.makeConnection()
         var rows: [(String, String)] = []
         func row(_ workload: String, _ figure: String) {
             rows.append((workload, figure))
@@ -138,7 +138,7 @@ struct Bench: ParsableCommand {
         DispatchQueue.concurrentPerform(iterations: producers) { p in
             do {
                 let c = Client(
-                    redis: RedisConnection(configuration: config), prefix: prefix, stream: "\(prefix):replies:\(tag)\(p)")
+                    redis: config.makeConnection(), prefix: prefix, stream: "\(prefix):replies:\(tag)\(p)")
                 var sent = 0
                 var mine: [Double] = []
                 while sent < perProducer {
@@ -173,7 +173,7 @@ struct Bench: ParsableCommand {
         DispatchQueue.concurrentPerform(iterations: producers) { p in
             do {
                 let c = Client(
-                    redis: RedisConnection(configuration: config), prefix: prefix, stream: "\(prefix):replies:m\(p)")
+                    redis: config.makeConnection(), prefix: prefix, stream: "\(prefix):replies:m\(p)")
                 var sent = 0
                 var mine: [Double] = []
                 // Runs this producer started in earlier windows, with their contacts.
@@ -242,7 +242,7 @@ struct Bench: ParsableCommand {
     /// connections, pipelined like the engine's producers: the ceiling the engine's writes can reach.
     func rawBaseline(_ config: RedisConfiguration, count: Int) throws -> Double {
         let rawPrefix = "\(prefix)raw"
-        let setup = RedisConnection(configuration: config)
+        let setup = config.makeConnection()
         // One partition per connection, as the engine's owners write: each keeps its entries in order.
         for p in 0..<producers { try setup.call(["SET", Keys(prefix: rawPrefix).partition(p).epoch, "1"]) }
         let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#)!)
@@ -272,7 +272,7 @@ struct Bench: ParsableCommand {
         }
         let start = Date()
         DispatchQueue.concurrentPerform(iterations: producers) { p in
-            let c = RedisConnection(configuration: config)
+            let c = config.makeConnection()
             var i = 0
             // As many scripts in flight as the producers' window holds commands.
             let scripts = max(1, window / group)
@@ -288,7 +288,7 @@ struct Bench: ParsableCommand {
         return rate
     }
 
-    func startWindow(_ redis: RedisConnection) -> (Int64, Int64) {
+    func startWindow(_ redis: any RedisCommands) -> (Int64, Int64) {
         // The newest and the oldest active run (listRuns order ends with the oldest millisecond), by their ids' ms.
         let store = PartitionStore(partition: partitions - 1, keys: Keys(prefix: prefix), streamMaxLen: 0)
         let active = RunFilter(statuses: [.active])
@@ -300,7 +300,7 @@ struct Bench: ParsableCommand {
     }
 
     /// Bytes per run of run hashes, indexes and enrollment, from Redis's own accounting; streams and audit apart.
-    func memory(_ redis: RedisConnection) throws -> String {
+    func memory(_ redis: any RedisCommands) throws -> String {
         let used = Int(
             (try redis.call(["INFO", "memory"]).string ?? "").split(separator: "\r\n")
                 .first { $0.hasPrefix("used_memory:") }?.dropFirst("used_memory:".count) ?? "0") ?? 0
@@ -371,12 +371,12 @@ final class Locked<T>: @unchecked Sendable {
 
 /// A pipelining producer: XADDs a window of commands, then reads their replies from its own stream.
 final class Client {
-    let redis: RedisConnection
+    let redis: any RedisCommands
     let prefix: String
     let stream: String
     var last = "0-0"
 
-    init(redis: RedisConnection, prefix: String, stream: String) {
+    init(redis: any RedisCommands, prefix: String, stream: String) {
         self.redis = redis
         self.prefix = prefix
         self.stream = stream

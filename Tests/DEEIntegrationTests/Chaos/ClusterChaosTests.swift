@@ -1,3 +1,5 @@
+import DEEClient
+import DEECore
 import DEETestSupport
 import Foundation
 import Redis
@@ -79,6 +81,77 @@ import Testing
                 }
             }
             ChaosTests.expectClean(row)
+        }
+    }
+
+    /// The README's procedure for moving a partition to another master: engines stopped, the slot of `{p}` moved
+    /// (`CLUSTER SETSLOT … IMPORTING/MIGRATING`, `MIGRATE` of its keys, `SETSLOT … NODE` on every master), engines
+    /// started again. Every run is found where the engine looks, and commands go on.
+    @Test(.timeLimit(.minutes(4))) func aPartitionMovedToAnotherMasterWhileTheEnginesAreStopped() async throws {
+        try await TestEngine.offPool {
+            let executable = try #require(CrashTests.deeExecutable(), "build dee first: swift build --product dee")
+            let cluster = try Self.ownCluster.get()
+            let prefix = TestRedis.uniquePrefix()
+            let redis = try RedisClusterConnection(configuration: RedisConfiguration(url: cluster.url))
+            defer {
+                try? redis.unlinkKeys(matching: "\(prefix):*")
+                redis.close()
+            }
+            let logs = FileManager.default.temporaryDirectory.appendingPathComponent("dee-cluster-move-\(prefix)")
+            try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: logs) }
+            let engine = try EngineProcess(
+                executable: executable, url: cluster.url, prefix: prefix, consumer: "mover",
+                extra: ["--partitions", "12"], log: logs.appendingPathComponent("engine.log"))
+            defer { engine.killHard() }
+            let client = DEEClient(
+                redis: try RedisClusterConnection(configuration: RedisConfiguration(url: cluster.url)), prefix: prefix)
+            try client.register(simplePlan("mv"))
+            for i in 0..<40 { try client.run("mv", "c\(i)") }
+            #expect(try client.call("listRuns", ["planId": "mv"]).total == 40)
+            let stopped = engine.stop(grace: 20)
+            #expect(stopped?.status == 0)
+
+            // Partition 3's slot, from its master to another one.
+            let slot = HashSlot(key: "{3}").rawValue
+            let map = try redis.slotMap()
+            let source = try #require(try redis.node(forKey: "\(prefix):{3}:inbox"))
+            let target = try #require(map.masters.first { $0 != source })
+            let from = RedisConnection(configuration: RedisConfiguration(host: source.host, port: source.port))
+            let to = RedisConnection(configuration: RedisConfiguration(host: target.host, port: target.port))
+            defer {
+                from.close()
+                to.close()
+            }
+            let sourceID = try #require(try from.call(["CLUSTER", "MYID"]).string)
+            let targetID = try #require(try to.call(["CLUSTER", "MYID"]).string)
+            try to.call(["CLUSTER", "SETSLOT", String(slot), "IMPORTING", sourceID])
+            try from.call(["CLUSTER", "SETSLOT", String(slot), "MIGRATING", targetID])
+            var moved = 0
+            while true {
+                let keys = (try from.call(["CLUSTER", "GETKEYSINSLOT", String(slot), "100"]).array ?? []).compactMap(\.string)
+                if keys.isEmpty { break }
+                try from.call(["MIGRATE", target.host, String(target.port), "", "0", "5000", "KEYS"] + keys)
+                moved += keys.count
+            }
+            #expect(moved > 0)
+            for master in map.masters {
+                let c = RedisConnection(configuration: RedisConfiguration(host: master.host, port: master.port))
+                try c.call(["CLUSTER", "SETSLOT", String(slot), "NODE", targetID])
+                c.close()
+            }
+            try cluster.waitUntilHealthy()
+            try redis.refreshSlotMap()
+            #expect(try redis.node(forKey: "\(prefix):{3}:inbox") == target)
+
+            try engine.start()
+            #expect(eventually(timeout: 30) { (try? client.call("listRuns", ["planId": "mv"]).total) == 40 }, "\(engine.output)")
+            for i in 40..<60 { try client.run("mv", "c\(i)") }
+            #expect(try client.call("listRuns", ["planId": "mv"]).total == 60)
+            // A contact of partition 3 has its one run, and a second execute for it is refused as a duplicate.
+            let mine = try #require((0..<60).map { "c\($0)" }.first { Partitioning.partition(ofContact: $0, count: 12) == 3 })
+            #expect(try client.call("listRuns", ["contactId": mine]).total == 1)
+            #expect(try client.call("execute", ["planId": "mv", "contact": contact(mine)]).error == "already_enrolled")
         }
     }
 }
