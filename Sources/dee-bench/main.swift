@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Queries per listRuns shape.") var queries = 200
     @Option(help: "Write the table to this Markdown file too.") var output: String?
     @Option(help: "Partitions of the engine under test (scripts/bench starts it with the same).") var partitions = 1
-    @Option(help: "Workloads to run, comma-separated (execute,executeRid,raw,bulk,tick,list,memory); default all.")
+    @Option(help: "Workloads to run, comma-separated (execute,mixed,raw,bulk,tick,list,memory; or only mixed, or only executeRid: that row alone); default all.")
     var only: String?
 
     func run() throws {
@@ -41,6 +41,18 @@ struct Bench: ParsableCommand {
         // 1. execute through the stream, several producers: with a requestId on every command (what careful
         // producers send, SPEC 5), then without, in the same run.
         let workloads = Set((only ?? "execute,mixed,raw,bulk,tick,list,memory").split(separator: ",").map(String.init))
+        if workloads == ["executeRid"] {
+            // Only the headline row (scripts/bench --cluster runs it once per cluster shape).
+            let withIds = try executeWorkload(config, requestIds: true, tag: "i")
+            row(
+                "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands",
+                "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
+            if let output {
+                try "| workload | figure |\n|---|---|\n\(rows.map { "| \($0.0) | \($0.1) |\n" }.joined())"
+                    .write(toFile: output, atomically: true, encoding: .utf8)
+            }
+            return
+        }
         if workloads == ["mixed"] {
             let mixed = try mixedWorkload(config)
             row("mixed", "\(Int(mixed.rate)) commands/s; p50 \(ms(mixed.p50)), p99 \(ms(mixed.p99))")
