@@ -154,4 +154,91 @@ import Testing
             #expect(try client.call("execute", ["planId": "mv", "contact": contact(mine)]).error == "already_enrolled")
         }
     }
+
+    /// The same commands on a cluster and on one Redis (12 partitions each) read back the same: listRuns pages
+    /// (merged order across nodes), exact totals, stats, after a bulkExecute, ticks and a bulkCancel. And the CLI on
+    /// a plain URL of a cluster node (cluster mode detected): stats, and events tail reading every node.
+    @Test(.timeLimit(.minutes(4))) func readsAcrossNodesAnswerAsOneRedisDoes() async throws {
+        try await TestEngine.offPool {
+            let executable = try #require(CrashTests.deeExecutable(), "build dee first: swift build --product dee")
+            let cluster = try Self.ownCluster.get()
+            let plainNode = "redis://127.0.0.1:\(cluster.ports[1])"
+            let logs = FileManager.default.temporaryDirectory.appendingPathComponent("dee-cluster-reads-\(TestRedis.uniquePrefix())")
+            try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(at: logs) }
+
+            /// Runs the sequence on one deployment; returns what the reads said, run ids replaced by contact ids.
+            func sequence(url: String, prefix: String) throws -> [String] {
+                let engine = try EngineProcess(
+                    executable: executable, url: url, prefix: prefix, consumer: "reads",
+                    extra: ["--partitions", "12"], log: logs.appendingPathComponent("\(prefix).log"))
+                defer { engine.killHard() }
+                // The engine gets the plain URL (it detects the cluster); this test's client is told.
+                let redis = try RedisConfiguration(url: url == plainNode ? cluster.url : url).makeConnection()
+                defer { try? redis.unlinkKeys(matching: "\(prefix):*") }
+                let client = DEEClient(redis: redis, prefix: prefix)
+                let plan = js([
+                    "id": "r", "name": "r",
+                    "steps": [
+                        ["id": "a", "type": "action", "action": "send_email", "params": ["template": "t"]],
+                        ["id": "w", "type": "wait", "ticks": 2],
+                        ["id": "e", "type": "end", "outcome": "done"],
+                    ],
+                ])
+                try client.register(plan)
+                let contacts = (0..<240).map { contact("k\($0)") }.joined(separator: ",")
+                #expect(try client.call("bulkExecute", ["planId": "r", "contacts": "[\(contacts)]", "batchSize": "50"]).ok)
+                for i in 0..<20 { try client.run("r", "e\(i)") }
+                #expect(try client.call("tick", ["count": "2"]).ok)
+                #expect(try client.call("bulkCancel", ["filters": #"{"planId":"r","status":["waiting"]}"#, "reason": "x"]).ok)
+                for i in 20..<30 { try client.run("r", "e\(i)") }
+                #expect(try client.call("tick", ["count": "3"]).ok)
+                var said: [String] = []
+                let shapes: [[String: String]] = [
+                    ["planId": "r"], ["status": "cancelled"], ["status": "completed"], ["status": "waiting"],
+                    ["planId": "r", "status": "cancelled", "offset": "100"], ["planId": "r", "offset": "250"],
+                ]
+                for shape in shapes {
+                    let r = try client.call("listRuns", shape.merging(["limit": "50"]) { a, _ in a })
+                    let contactsOfPage = r.runs.compactMap { $0["contactId"] as? String }
+                    said.append("\(shape.sorted { $0.key < $1.key }): total \(r.total ?? -1), \(contactsOfPage)")
+                }
+                said.append("stats: \(js(try client.stats().object))")
+                if url == plainNode {
+                    // The CLI on a plain URL of a cluster node: detected, reads go to every node.
+                    let options = ["--redis-url", plainNode, "--prefix", prefix]
+                    let statsOut = try Self.runDee(executable, ["stats"] + options)
+                    #expect(statsOut.status == 0 && statsOut.output.contains("partitions      12"), "\(statsOut)")
+                    let events = try Self.runDee(executable, ["events", "tail", "--from", "0", "--no-follow", "--json"] + options)
+                    let created = events.output.split(separator: "\n").filter { $0.contains("run.created") }.count
+                    #expect(events.status == 0 && created == 270, "\(created) run.created events\n\(events.output.suffix(500))")
+                }
+                return said
+            }
+            let onCluster = try sequence(url: plainNode, prefix: TestRedis.uniquePrefix())
+            let onOneRedis = try sequence(url: try TestRedis.url(), prefix: TestRedis.uniquePrefix())
+            #expect(onCluster.count == onOneRedis.count)
+            for (a, b) in zip(onCluster, onOneRedis) { #expect(a == b) }
+        }
+    }
+
+    /// Runs `dee arguments…` to its end (bounded: 60 s) and returns its exit status and standard output.
+    static func runDee(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("dee-cli-\(TestRedis.uniquePrefix())")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let handle = try FileHandle(forWritingTo: out)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while process.isRunning && Date() < deadline { usleep(20_000) }
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        try handle.close()
+        return (process.terminationStatus, (try? String(contentsOf: out, encoding: .utf8)) ?? "")
+    }
 }
