@@ -26,6 +26,12 @@ final class PartitionOwner: Sendable {
     let share: ProcessPartitions
     /// What the owner knows of its partition; every job of the owner (one file each in this folder) reads it.
     let state = Mutex(State())
+    /// Set when the process shuts down gracefully: a round applying one entry at a time (after taking the partition,
+    /// with a backlog) stops after the entry in hand, replied, rather than at the end of its batch.
+    private let stopRequest = Atomic<Bool>(false)
+
+    func requestStop() { stopRequest.store(true, ordering: .relaxed) }
+    var stopRequested: Bool { stopRequest.load(ordering: .relaxed) }
 
     struct State {
         /// The lease, the replied watermark, and whether the next batch goes one entry at a time.

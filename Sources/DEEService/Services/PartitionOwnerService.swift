@@ -30,6 +30,16 @@ final class PartitionOwnerService: Service, Sendable {
         let metrics = owner.config.metrics
         let client = RedisClient(configuration: redis, label: "partition-\(owner.partition)")
         defer { client.close() }
+        try await withGracefulShutdownHandler {
+            try await loop(client, metrics: metrics)
+        } onGracefulShutdown: { [owner] in
+            owner.requestStop()
+        }
+        _ = try? await client.withConnection { [owner] in owner.releaseLease($0); return 0 }
+        metrics.partitionLease(owner.partition, held: false)
+    }
+
+    private func loop(_ client: RedisClient, metrics: EngineMetrics) async throws {
         var failures = 0
         while !stopping {
             do {
@@ -51,8 +61,6 @@ final class PartitionOwnerService: Service, Sendable {
             }
             metrics.partitionLease(owner.partition, held: owner.holdsLease)
         }
-        _ = try? await client.withConnection { [owner] in owner.releaseLease($0); return 0 }
-        metrics.partitionLease(owner.partition, held: false)
     }
 }
 
