@@ -235,7 +235,8 @@ struct PartitionReads: Sendable {
         if raw.isEmpty, run.auditCount > 0, let retention = config.auditRetentionSeconds, let completedAt = run.completedAt,
             try redis.call(["EXISTS", key]).int == 0
         {
-            let time = try redis.call(["TIME"]).array ?? []
+            // The clock of the node that expired the list (on a cluster, a keyless TIME goes to any master).
+            let time = try redis.evalScript("return redis.call('TIME')", keys: [key], arguments: []).array ?? []
             let now = (time.first?.int ?? 0) * 1000 + (time.count > 1 ? (time[1].int ?? 0) / 1000 : 0)
             if Int64(now) >= completedAt + Int64(retention) * 1000 {
                 return .ok(["valid": true, "entries": .int(0), "expired": true])

@@ -107,7 +107,7 @@ struct CompactRunsStep: LayoutStep {
     func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: any RedisCommands) throws
         -> (next: String, converted: Int)
     {
-        let reply = try redis.call(["SCAN", cursor, "MATCH", "\(keys.base):run:*", "COUNT", String(size)])
+        let reply = try redis.scan(cursor: cursor, matching: "\(keys.base):run:*", count: size, nodeOf: keys.epoch)
         guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
             throw RedisError(.unexpectedReply, "SCAN answered \(reply)")
         }
@@ -131,10 +131,11 @@ struct ContactRecordsStep: LayoutStep {
     {
         let enrolling = cursor.hasPrefix("e")
         let position = cursor == "0" ? "0" : String(cursor.dropFirst())
-        let reply = try redis.call(
-            enrolling
-                ? ["HSCAN", keys.enroll, position, "COUNT", String(size)]
-                : ["SCAN", position, "MATCH", "\(keys.base):\(PartitionKeys.contactSuffix("*"))", "COUNT", String(size)])
+        let reply = enrolling
+            ? try redis.call(["HSCAN", keys.enroll, position, "COUNT", String(size)])
+            : try redis.scan(
+                cursor: position, matching: "\(keys.base):\(PartitionKeys.contactSuffix("*"))", count: size,
+                nodeOf: keys.epoch)
         guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
             throw RedisError(.unexpectedReply, "\(enrolling ? "HSCAN" : "SCAN") answered \(reply)")
         }

@@ -35,7 +35,21 @@ public final class TestCluster: @unchecked Sendable {
     }
 
     private static let sharedCluster: Result<TestCluster, TestRedisError> = Result { () throws(TestRedisError) in
-        try TestCluster()
+        try started()
+    }
+
+    /// A new cluster, tried up to `attempts` times on fresh ports: a port found free can be taken by another test's
+    /// server before this one binds it (the node then exits at once).
+    public static func started(attempts: Int = 3) throws(TestRedisError) -> TestCluster {
+        var last = TestRedisError(description: "no attempt to start a test cluster")
+        for _ in 0..<max(1, attempts) {
+            do {
+                return try TestCluster()
+            } catch {
+                last = error
+            }
+        }
+        throw last
     }
 
     /// Starts six nodes and makes them a cluster; returns once every node says `cluster_state:ok`.

@@ -53,6 +53,11 @@ public final class RedisClusterConnection: RedisCommands, @unchecked Sendable {
     /// Replies of outstanding commands read ahead of `receive` (to free the node's connection for a retry).
     private var readAhead: [RESPValue] = []
     private var shardsUnsupported = false
+    /// Counts the times the set of masters changed under this client (a discovery with other masters, a node it
+    /// could not reach) and the count at the last ``waitForReplicas(_:timeoutMilliseconds:)``: a change between two
+    /// WAITs means writes may have gone to a connection that no longer exists, which no WAIT can vouch for.
+    private var nodeChanges = 0
+    private var nodeChangesAtLastWait = 0
 
     /// A client of the cluster that `configuration` names one node of. Throws a configuration error when it names a
     /// database other than 0 (a cluster has no other). Connects on first use.
@@ -303,14 +308,36 @@ public final class RedisClusterConnection: RedisCommands, @unchecked Sendable {
         }
     }
 
+    /// False: each node's share of a pipeline runs at once, so only commands of one node keep their order.
+    public var ordersAcrossKeys: Bool { false }
+
+    /// `SCAN` on the master that serves `key`'s slot (no redirection followed: a slot that moves meanwhile is
+    /// scanned where it was).
+    public func scan(cursor: String, matching pattern: String, count: Int, nodeOf key: String) throws(RedisError)
+        -> RESPValue
+    {
+        let command = ["SCAN", cursor, "MATCH", pattern, "COUNT", String(count)]
+        guard let node = try node(forKey: key) else {
+            throw RedisError(.server, "CLUSTERDOWN no master serves the slot of \(key)")
+        }
+        return try onNode(node) { (c: RedisConnection) throws(RedisError) in try c.call(command) }
+    }
+
     /// `WAIT` on every master this client has a connection to (the nodes its writes went to), one after another;
-    /// returns the fewest replicas any of them counted (`replicas` when it has no connection yet). A connection to
-    /// a node that is no longer a master is skipped: what it took before a failover, the new master has or not,
-    /// and WAIT cannot tell (docs/RELIABILITY.md "Replicas").
+    /// returns the fewest replicas any of them counted (`replicas` when it has no connection yet). When the masters
+    /// changed since the last call (a failover, a node unreachable), 0: what a connection that is gone took, the
+    /// new master has or not, and WAIT cannot tell (docs/RELIABILITY.md "Replicas"), so the caller does it again.
+    /// Every master needs a replica: one without makes every WAIT of a loop that touched it fall short.
     public func waitForReplicas(_ replicas: Int, timeoutMilliseconds: Int) throws(RedisError) -> Int {
         lock.lock()
         defer { lock.unlock() }
         try requireNothingOutstanding()
+        // The masters changed since the last WAIT: what went to a connection now gone is not covered. Say none
+        // acknowledged (the caller replies nothing and does it all again, on the connections there are now).
+        if nodeChanges != nodeChangesAtLastWait {
+            nodeChangesAtLastWait = nodeChanges
+            return 0
+        }
         let masters = Set(try currentMap().masters)
         var fewest: Int?
         for (address, connection) in nodes where masters.contains(address) {
@@ -619,6 +646,7 @@ public final class RedisClusterConnection: RedisCommands, @unchecked Sendable {
                     failures.append("\(node): serves no slot yet")
                     continue
                 }
+                if let previous = map, previous.masters != discovered.masters { nodeChanges += 1 }
                 map = discovered
                 mapIsStale = false
                 seeds = Array(Set(seeds + discovered.knownNodes)).sorted()
@@ -679,6 +707,7 @@ public final class RedisClusterConnection: RedisCommands, @unchecked Sendable {
         } catch {
             connection.close()
             nodes[node] = nil
+            nodeChanges += 1
             throw error
         }
         return connection

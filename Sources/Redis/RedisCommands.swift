@@ -36,6 +36,16 @@ public protocol RedisCommands: AnyObject, Sendable {
     /// Drops the connection (every node's, for a cluster); the next call reconnects.
     func close()
 
+    /// Whether the commands of one pipeline run in their order whatever their keys: true for one server; false for a
+    /// cluster, where each node's share runs at once and only commands of one node keep their order. A caller whose
+    /// later command must not run unless an earlier one (on another key) succeeded sends it in a later round trip.
+    var ordersAcrossKeys: Bool { get }
+
+    /// One `SCAN` step (`SCAN cursor MATCH pattern COUNT count`) over the keys of `key`'s slot's node: for a cluster,
+    /// the master that serves `key`, so a pattern of one partition (`<prefix>:{p}:…`) sees all its keys; for one
+    /// server, the server.
+    func scan(cursor: String, matching pattern: String, count: Int, nodeOf key: String) throws(RedisError) -> RESPValue
+
     /// `WAIT replicas timeout` where this connection writes (for a cluster: on every master it has a connection
     /// to, one after another), and the fewest replicas that acknowledged. A server error is thrown.
     func waitForReplicas(_ replicas: Int, timeoutMilliseconds: Int) throws(RedisError) -> Int
@@ -51,6 +61,14 @@ extension RedisCommands {
 }
 
 extension RedisConnection: RedisCommands {
+    public var ordersAcrossKeys: Bool { true }
+
+    public func scan(cursor: String, matching pattern: String, count: Int, nodeOf key: String) throws(RedisError)
+        -> RESPValue
+    {
+        try call(["SCAN", cursor, "MATCH", pattern, "COUNT", String(count)])
+    }
+
     public func waitForReplicas(_ replicas: Int, timeoutMilliseconds: Int) throws(RedisError) -> Int {
         try call(["WAIT", String(replicas), String(timeoutMilliseconds)]).int ?? 0
     }

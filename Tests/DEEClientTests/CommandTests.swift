@@ -39,9 +39,10 @@ import Testing
     }
 
     @Test func timesOutWhenNoEngineRuns() async throws {
-        // Republished after each third of the timeout: at 2 s and 4 s. On a loaded machine the last republish may
-        // fall past the deadline (seen with a 3 s timeout while two builds ran), so the count is 2 or 3, never 1 and
-        // never more than the attempts.
+        // Republished after each third of the timeout: at 2 s and 4 s. On a loaded machine republishes may fall past
+        // the deadline (seen with a 3 s timeout while two builds ran, and once with 6 s in a full suite beside the
+        // cluster scenarios), so the count is 1 to 3, never more than the attempts. That republishing happens at all
+        // is `ClientBehaviourTests.republishedAfterNoReplyTheRunIsCreatedOnce`'s check, which waits for it.
         try await ClientHarness.with(engine: false, timeout: .seconds(6), attempts: 3) { engine, env in
             let error = await #expect(throws: DEEClientError.self) {
                 _ = try await engine.command("stats", [:], requestId: "no-engine")
@@ -50,7 +51,7 @@ import Testing
             #expect(error?.requestId == "no-engine")
             // Published once per attempt, always with the same requestId.
             let entries = try await env.raw.call(["XRANGE", env.key("commands"), "-", "+"]).streamEntries
-            #expect((2...3).contains(entries.count), "\(entries.count) publishes")
+            #expect((1...3).contains(entries.count), "\(entries.count) publishes")
             #expect(entries.allSatisfy { $0.fields["requestId"] == "no-engine" })
         }
     }

@@ -81,7 +81,7 @@ extension PartitionOwner {
                 // What was applied before the failure is replied and the watermark moved past it; the rest of the
                 // batch is read again and applied one by one, so the entry at fault is found and only it counted.
                 if let last, (try? config.replicaWait.wait(redis)) != nil,
-                    (try? Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(replies) + inbox.advanceCommands(to: last)))) != nil
+                    (try? replyThenAdvance(replies, inbox.advanceCommands(to: last), redis)) != nil
                 {
                     state.withLock { $0.machine.replied(through: last) }
                 }
@@ -89,15 +89,14 @@ extension PartitionOwner {
             }
             last = entry.id
         }
-        // Replies, then the replied watermark, in one round trip.
-        let commands = replies + (last.map(inbox.advanceCommands) ?? [])
-        if !commands.isEmpty {
+        // Replies, then the replied watermark (one round trip on one Redis).
+        let advance = last.map(inbox.advanceCommands) ?? []
+        if !replies.isEmpty || !advance.isEmpty {
             // Nothing is replied before the replicas have what it answers (SPEC 9; off without --wait-replicas).
             try config.replicaWait.wait(redis)
-            let results = try redis.pipeline(ReplyAddress.expiring(commands))
             // A reply (or the watermark) refused for a passing reason (OOM) is sent again: the watermark stays, so
             // the next round reads these entries again and replies their stored results.
-            try Failure.throwIfTransient(results)
+            let results = try replyThenAdvance(replies, advance, redis)
             for case .error(let e) in results { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
         }
         if let last { state.withLock { $0.machine.replied(through: last) } }
@@ -117,7 +116,7 @@ extension PartitionOwner {
                 // Not written by a router (an operator's XADD): nothing to apply, ever.
                 commands += poison(id, entry.fields, reason: "not an inbox entry (no type)")
                 try config.replicaWait.wait(redis)
-                try Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(commands) + inbox.doneCommands(entry.id)))
+                _ = try replyThenAdvance(commands, inbox.doneCommands(entry.id), redis)
                 state.withLock { $0.machine.replied(through: entry.id) }
                 continue
             }
@@ -136,8 +135,15 @@ extension PartitionOwner {
                     throw error
                 }
             }
-            try config.replicaWait.wait(redis)
-            try Failure.throwIfTransient(redis.pipeline(ReplyAddress.expiring(commands) + inbox.doneCommands(entry.id)))
+            do {
+                try config.replicaWait.wait(redis)
+                _ = try replyThenAdvance(commands, inbox.doneCommands(entry.id), redis)
+            } catch {
+                // Too few replicas, a node failing over, OOM: not the entry's fault, so not one of its attempts
+                // (rounds of NOREPLICAS during a failover would otherwise make it poison).
+                if Failure.classify(error) == .transient { inbox.uncountAttempt(entry.id, redis) }
+                throw error
+            }
             state.withLock { $0.machine.replied(through: entry.id) }
             // SIGTERM: this entry is applied and replied, the watermark past it; the rest waits for the successor
             // (one entry at a time costs round trips each, so a whole batch after a takeover took seconds).
@@ -145,6 +151,26 @@ extension PartitionOwner {
         }
         state.withLock { $0.machine.singlyDone() }
         return entries.count
+    }
+
+    /// Writes `replies` (replies and dead letters, with their streams' TTLs), then `advance` (the replied watermark,
+    /// the trims below it): in one pipeline where one pipeline runs in order (one Redis); on a cluster, where the
+    /// replies go to other nodes and a pipeline has no order between nodes, the replies first and `advance` only once
+    /// none was refused for a passing reason, so the watermark never passes a reply that was not written (SPEC 9:
+    /// at-least-once replies). A transient refusal throws; other error replies are returned, for the log.
+    func replyThenAdvance(_ replies: [[String]], _ advance: [[String]], _ redis: any RedisCommands) throws
+        -> [RESPValue]
+    {
+        if redis.ordersAcrossKeys {
+            let results = try redis.pipeline(ReplyAddress.expiring(replies) + advance)
+            try Failure.throwIfTransient(results)
+            return results
+        }
+        let written = replies.isEmpty ? [] : try redis.pipeline(ReplyAddress.expiring(replies))
+        try Failure.throwIfTransient(written)
+        let advanced = advance.isEmpty ? [] : try redis.pipeline(advance)
+        try Failure.throwIfTransient(advanced)
+        return written + advanced
     }
 
     /// Gives up on an inbox entry: the `internal` reply, and a dead letter holding the command as a producer would

@@ -33,14 +33,20 @@ public enum AccessControl {
         // strings, lists and sets: clocks, watermarks, leases, results, audit lists, plan ids (incrby: the
         // partition's run counter, layout 4)
         "get", "set", "incr", "incrby", "del", "exists", "expire", "pexpire", "rpush", "lrange", "sadd", "smembers", "scard",
-        // scripts and the rest
-        "eval", "evalsha", "script|load", "time", "select", "wait",
+        // run retention's script: a key's type, an audit list's ends
+        "type", "ltrim", "lindex",
+        // scripts and the rest (ping: /healthz)
+        "eval", "evalsha", "script|load", "time", "select", "wait", "ping",
+        // Redis Cluster: the slot map, redirections during a migration, cluster-mode detection
+        "cluster|shards", "cluster|slots", "asking", "info",
     ]
 
     public static let operatorCommands = [
         "xadd", "xread", "xrange", "xrevrange", "xlen", "xinfo|stream", "xinfo|groups", "xpending",
         "hget", "hmget", "hgetall", "hlen", "hexists", "zrange", "zrevrange", "zcard", "zcount", "zscore",
         "lrange", "llen", "get", "exists", "type", "ttl", "smembers", "scard", "sismember",
+        // Redis Cluster (the CLI on a cluster): the slot map, redirections, cluster-mode detection
+        "cluster|shards", "cluster|slots", "asking", "info",
     ]
 
     public static let producerCommands = ["xadd", "xread", "xrange", "xrevrange"]

@@ -459,7 +459,7 @@ struct State {
             }
             var cursor = "0"
             repeat {
-                let reply = try scan(redis, cursor: cursor, pattern: "\(base):run:*", slotOf: base)
+                let reply = try redis.scan(cursor: cursor, matching: "\(base):run:*", count: 1000, nodeOf: "\(base):epoch")
                 let parts = reply.array ?? []
                 cursor = parts.first?.string ?? "0"
                 let keys = (parts.count > 1 ? parts[1].array ?? [] : []).compactMap(\.string)
@@ -473,15 +473,6 @@ struct State {
             } while cursor != "0"
         }
         return s
-    }
-
-    /// One `SCAN` step over the keys of `slotOf`'s slot: on a cluster, on the master that serves it.
-    static func scan(_ redis: any RedisCommands, cursor: String, pattern: String, slotOf key: String) throws -> RESPValue {
-        let command = ["SCAN", cursor, "MATCH", pattern, "COUNT", "1000"]
-        if let cluster = redis as? RedisClusterConnection, let node = try cluster.node(forKey: key) {
-            return try cluster.onNode(node) { (c: RedisConnection) throws(RedisError) in try c.call(command) }
-        }
-        return try redis.call(command)
     }
 
     /// Entries this state has beyond `other` (duplicates) and lacks (lost), over runs, audit entries, events and

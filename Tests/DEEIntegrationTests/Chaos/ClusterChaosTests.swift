@@ -12,7 +12,7 @@ import Testing
 /// docs/RELIABILITY.md "Replicas" tells a deployment to run.
 @Suite(.serialized) struct ClusterChaosTests {
     /// This suite's cluster (not the Redis module's shared one, whose tests fail masters over on their own).
-    static let ownCluster = Result { () throws(TestRedisError) in try TestCluster() }
+    static let ownCluster = Result { () throws(TestRedisError) in try TestCluster.started() }
 
     static func harness(seed: UInt64, replicas: Int = 0) throws -> (ChaosHarness, TestCluster) {
         let executable = try #require(
