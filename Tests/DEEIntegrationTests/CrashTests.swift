@@ -70,16 +70,22 @@ import Darwin
     }
 
     @Test(.timeLimit(.minutes(3))) func tickInterruptedByKillFinishesAfterRestart() async throws {
+        try await Self.tickInterruptedByKill(url: try TestRedis.url())
+    }
+
+    /// A tick over 3,000 runs, the engine killed with `kill -9` inside it, a successor that finishes it: every run
+    /// stepped once, a command sent after the tick applied after it. `url`: one Redis, or a cluster's
+    /// (``ClusterChaosTests``).
+    static func tickInterruptedByKill(url: String) async throws {
         let executable = try #require(
             Self.deeExecutable(), "the dee executable was not found beside the tests; build it with `swift build --product dee`")
-        let url = try TestRedis.url()
         let prefix = TestRedis.uniquePrefix()
         try await TestEngine.offPool {
-            let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
+            let redis = try RedisConfiguration(url: url).makeConnection()
             defer { _ = try? redis.unlinkKeys(matching: "\(prefix):*") }
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("dee-crash-\(prefix).log")
             defer { try? FileManager.default.removeItem(at: log) }
-            let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
+            let client = DEEClient(redis: try RedisConfiguration(url: url).makeConnection(), prefix: prefix)
             let events = "\(prefix):{0}:events"
             let actions = "\(prefix):{0}:actions"
 
@@ -183,7 +189,7 @@ import Darwin
             defer { _ = try? redis.unlinkKeys(matching: "\(prefix):*") }
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("dee-crash-bulk-\(prefix).log")
             defer { try? FileManager.default.removeItem(at: log) }
-            let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
+            let client = DEEClient(redis: try RedisConfiguration(url: url).makeConnection(), prefix: prefix)
             let events = "\(prefix):{0}:events"
 
             let first = try EngineProcess(executable: executable, url: url, prefix: prefix, consumer: "crash-\(prefix)", log: log)

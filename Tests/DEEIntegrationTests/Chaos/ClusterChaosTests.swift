@@ -84,6 +84,12 @@ import Testing
         }
     }
 
+    /// The engine killed with `kill -9` inside a tick of 3,000 runs on a cluster: its successor finishes the tick,
+    /// every run stepped once, nothing doubled (``CrashTests/tickInterruptedByKill(url:)``).
+    @Test(.timeLimit(.minutes(3))) func anEngineKilledMidTickOnAClusterDoublesNothing() async throws {
+        try await CrashTests.tickInterruptedByKill(url: try Self.ownCluster.get().url)
+    }
+
     /// The README's procedure for moving a partition to another master: engines stopped, the slot of `{p}` moved
     /// (`CLUSTER SETSLOT … IMPORTING/MIGRATING`, `MIGRATE` of its keys, `SETSLOT … NODE` on every master), engines
     /// started again. Every run is found where the engine looks, and commands go on.
