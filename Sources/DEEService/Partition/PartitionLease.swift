@@ -35,15 +35,7 @@ extension PartitionOwner {
         guard try wantsLease(redis) else { return false }
         // The holder is unique per process instance: two processes never both think they hold a lease, even
         // with the same consumer name. A restarted process waits for its predecessor's lease to expire.
-        guard let epoch = try lease.acquire(redis) else { return false }
-        // With --wait-replicas the new epoch must be on a replica before anything is fenced with it: a failover that
-        // lost the INCR would hand the next holder the same epoch.
-        do {
-            try config.replicaWait.wait(redis)
-        } catch {
-            lease.release(redis)
-            throw error
-        }
+        guard let epoch = try lease.acquire(redis, waitingFor: config.replicaWait) else { return false }
         share.set(partition, held: true)
         let position = try inbox.position(redis)
         state.withLock {

@@ -54,19 +54,10 @@ final class RouterService: Service, Sendable {
                 }
                 switch machine.next() {
                 case .acquireLease:
-                    // With --wait-replicas the new epoch is on a replica before any fence is raised to it (a
-                    // failover that lost the INCR would give the next router the same epoch).
-                    let acquired = try await client.withConnection { [config] redis -> Int? in
-                        guard let epoch = try lease.acquire(redis) else { return nil }
-                        do {
-                            try config.replicaWait.wait(redis)
-                        } catch {
-                            lease.release(redis)
-                            throw error
-                        }
-                        return epoch
-                    }
-                    if let epoch = acquired {
+                    // With --wait-replicas the new epoch is on a replica before any fence is raised to it.
+                    if let epoch = try await client.withConnection({ [config] in
+                        try lease.acquire($0, waitingFor: config.replicaWait)
+                    }) {
                         renewed = .now
                         machine.leaseAcquired(epoch: epoch)
                         logger.info("took the router lease", metadata: ["epoch": "\(epoch)"])

@@ -23,6 +23,20 @@ public struct Lease: Sendable {
         return try redis.call(["INCR", epochKey]).int ?? 0
     }
 
+    /// ``acquire(_:)``, then `replicas.wait`: with `--wait-replicas` the new epoch is on a replica before anything is
+    /// fenced with it (a failover that lost the `INCR` would hand the next holder the same epoch). When the wait
+    /// fails the lease is given up again and the error thrown.
+    public func acquire(_ redis: any RedisCommands, waitingFor replicas: ReplicaWait) throws -> Int? {
+        guard let epoch = try acquire(redis) else { return nil }
+        do {
+            try replicas.wait(redis)
+        } catch {
+            release(redis)
+            throw error
+        }
+        return epoch
+    }
+
     /// Extends the lease; false when this process no longer holds it.
     public func renew(_ redis: any RedisCommands) throws -> Bool {
         try redis.evalScript(LeaseScripts.renew, keys: [key], arguments: [holder, String(milliseconds)]).int == 1
