@@ -32,6 +32,13 @@ struct Bench: ParsableCommand {
             rows.append((workload, figure))
             FileHandle.standardOutput.write(Data("| \(workload) | \(figure) |\n".utf8))
         }
+        /// The rows so far as a Markdown table, to `--output`.
+        func writeTable() throws {
+            guard let output else { return }
+            var text = "| workload | figure |\n|---|---|\n"
+            for (w, f) in rows { text += "| \(w) | \(f) |\n" }
+            try text.write(toFile: output, atomically: true, encoding: .utf8)
+        }
         let client = Client(redis: redis, prefix: prefix, stream: "\(prefix):replies:bench")
         // The bench's run: a linear 4-step plan, a contact with id and email, no variables.
         let plan = #"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#
@@ -47,10 +54,7 @@ struct Bench: ParsableCommand {
             row(
                 "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands",
                 "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
-            if let output {
-                try "| workload | figure |\n|---|---|\n\(rows.map { "| \($0.0) | \($0.1) |\n" }.joined())"
-                    .write(toFile: output, atomically: true, encoding: .utf8)
-            }
+            try writeTable()
             return
         }
         if workloads == ["mixed"] {
@@ -132,11 +136,7 @@ struct Bench: ParsableCommand {
         // 6. Memory per run.
         row("Redis memory", try memory(redis))
 
-        if let output {
-            var text = "| workload | figure |\n|---|---|\n"
-            for (w, f) in rows { text += "| \(w) | \(f) |\n" }
-            try text.write(toFile: output, atomically: true, encoding: .utf8)
-        }
+        try writeTable()
     }
 
     /// `executes` execute commands from `producers` pipelining producers, `window` in flight each.
