@@ -87,6 +87,7 @@ public struct ChangeSet: Sendable {
             if !fields.deleted.isEmpty { w.add("HDEL", PartitionKeys.runSuffix(id), fields.deleted) }
         }
         var indexMoves: [String] = []
+        var dueMoves: [String] = []
         for id in order {
             guard let start = first[id], let end = last[id] else { continue }
             let run = end.run
@@ -106,11 +107,12 @@ public struct ChangeSet: Sendable {
                     "CXADD", ContactRecords.suffix(run.contactId),
                     [run.contactId, ContactRecords.token(runId: id, planId: run.planId, open: run.status.isOpen)])
             }
+            // The due schedule (layout 5's buckets: the DUE write, after IX has numbered the created runs).
             let scheduled = run.status != .paused && run.status.isOpen
             if scheduled, let due = run.due {
-                w.group("ZADD", PartitionKeys.dueSuffix, [String(due), id])
+                dueMoves += [id, String(due)]
             } else if !created {
-                w.group("ZREM", PartitionKeys.dueSuffix, [id])
+                dueMoves += [id, ""]
             }
             if !created && !run.status.isOpen && start.before?.status.isOpen != false {
                 w.group("CXDONE", ContactRecords.suffix(run.contactId), [run.contactId, id])
@@ -125,6 +127,15 @@ public struct ChangeSet: Sendable {
         while start < indexMoves.count {
             let end = min(indexMoves.count, start + WriteList.maxArguments)
             w.add("IX", PartitionKeys.bucketMapSuffix, Array(indexMoves[start..<end]))
+            start = end
+        }
+        // Runs gone whose schedule entry is left: taken out.
+        dueMoves += orphanedDue.flatMap { [$0, ""] }
+        // In whole pairs (maxArguments is even).
+        start = 0
+        while start < dueMoves.count {
+            let end = min(dueMoves.count, start + WriteList.maxArguments)
+            w.add("DUE", PartitionKeys.dueDirectorySuffix, Array(dueMoves[start..<end]))
             start = end
         }
         // One RPUSH per set. Terminal is final, so a run is listed once; entries are applied in id order and
@@ -159,7 +170,6 @@ public struct ChangeSet: Sendable {
         for copy in (planCopy.map { [$0] } ?? []) + groupedPlanCopies { w.add("SET", copy.key, [copy.json, "NX"]) }
         if let suppress { w.add("HSET", PartitionKeys.suppressedSuffix, [suppress.contact, suppress.value]) }
         if let unsuppress { w.add("HDEL", PartitionKeys.suppressedSuffix, [unsuppress]) }
-        if !orphanedDue.isEmpty { w.add("ZREM", PartitionKeys.dueSuffix, orphanedDue) }
         if let clock { w.add("SET", PartitionKeys.clockSuffix, [String(clock)]) }
         if let share { w.add("SET", share.key, [share.value, "EX", String(share.ttl)]) }
         // The stored result is written only with the entry that completes the command.

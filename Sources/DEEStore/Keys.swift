@@ -55,7 +55,13 @@ public struct PartitionKeys: Sendable, Equatable {
     public var clock: String { "\(base):\(Self.clockSuffix)" }
     public var events: String { "\(base):\(Self.eventsSuffix)" }
     public var actions: String { "\(base):\(Self.actionsSuffix)" }
+    /// Layout 4's due schedule (one sorted set, run id → due tick): since layout 5 it holds only runs below every
+    /// bucket (created before layout 4 and not migrated) and what `dee migrate` has not moved yet.
     public var due: String { "\(base):\(Self.dueSuffix)" }
+    /// Layout 5's due schedule: the runs of creation bucket b (the buckets of ``bucketMap``) in `dueb:<b>`, by due
+    /// tick, and every bucket with a due run in `duedir`, scored by its earliest due tick (docs/MEMORY.md).
+    public func dueBucket(_ b: Int) -> String { "\(base):\(Self.dueBucketSuffix(b))" }
+    public var dueDirectory: String { "\(base):\(Self.dueDirectorySuffix)" }
     /// Layout 2's enrollment hash (`plan:contact` → open run id), read until layout 3's records replace it.
     public var enroll: String { "\(base):\(Self.enrollSuffix)" }
     public var suppressed: String { "\(base):\(Self.suppressedSuffix)" }
@@ -81,6 +87,8 @@ public struct PartitionKeys: Sendable, Equatable {
     public static let eventsSuffix = "events"
     public static let actionsSuffix = "actions"
     public static let dueSuffix = "due"
+    public static let dueDirectorySuffix = "duedir"
+    public static func dueBucketSuffix(_ b: Int) -> String { "dueb:\(b)" }
     public static let enrollSuffix = "enroll"
     public static let suppressedSuffix = "suppressed"
     public static let resultsSuffix = "results"

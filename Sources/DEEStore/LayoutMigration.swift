@@ -13,6 +13,8 @@ public enum Layout {
     public static let contactRecords = 3
     /// Status and plan+status indexes in listpack buckets of 128 runs with count hashes (docs/MEMORY.md).
     public static let bucketedIndexes = 4
+    /// The due schedule in the same buckets (`dueb:<b>`, with the directory `duedir`) instead of one sorted set.
+    public static let bucketedDue = 5
     /// What this engine writes.
     public static var current: Int { LayoutMigration.steps.last?.layout ?? longFields }
 }
@@ -36,7 +38,9 @@ public protocol LayoutStep: Sendable {
 /// done in every partition, `layout` becomes its number.
 public struct LayoutMigration: Sendable {
     /// Every step, in order.
-    public static let steps: [any LayoutStep] = [CompactRunsStep(), ContactRecordsStep(), BucketedIndexesStep()]
+    public static let steps: [any LayoutStep] = [
+        CompactRunsStep(), ContactRecordsStep(), BucketedIndexesStep(), DueBucketsStep(),
+    ]
 
     public let keys: Keys
     public let partitions: Int
@@ -184,5 +188,30 @@ struct BucketedIndexesStep: LayoutStep {
             try redis.call(["UNLINK"] + leftovers[start..<min(leftovers.count, start + 500)])
         }
         return ("0", moved)
+    }
+}
+
+/// Layout 5: layout 4's due schedule (one sorted set) moved into the creation buckets' `dueb:<b>` sets, a ZSCAN page
+/// of `due` per batch (Scripts/MigrateDueScript.swift). Engines of this version write every run that has a bucket to
+/// its bucket (and take it out of `due`) and read both, so the move needs no pause; what stays in `due` is runs
+/// below every bucket (a deployment whose layout-4 step has not reached them), which ticks keep reading there.
+struct DueBucketsStep: LayoutStep {
+    var layout: Int { Layout.bucketedDue }
+    var what: String { "due schedule entries" }
+
+    func batch(_ keys: PartitionKeys, cursor: String, size: Int, _ redis: any RedisCommands) throws
+        -> (next: String, converted: Int)
+    {
+        let reply = try redis.call(["ZSCAN", keys.due, cursor, "COUNT", String(size)])
+        guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+            throw RedisError(.unexpectedReply, "ZSCAN answered \(reply)")
+        }
+        // ZSCAN answers member, score pairs.
+        let found = (parts[1].array ?? []).compactMap(\.string)
+        let ids = stride(from: 0, to: found.count, by: 2).map { found[$0] }
+        guard !ids.isEmpty else { return (next, 0) }
+        let n = try redis.evalScript(MigrateDueScript.source, keys: [keys.dueDirectory], arguments: ids)
+        if case .error(let e) = n { throw RedisError(.server, "migrate due script: \(e)") }
+        return (next, n.int ?? 0)
     }
 }

@@ -55,6 +55,25 @@ public struct PartitionStore: Sendable {
             ApplyScript.body, sets.map { ([keys.epoch], $0.arguments(epoch: epoch, maxlen: streamMaxLen)) })
     }
 
+    /// The read of the runs due at or before tick `t` (at most `limit`, in the order a tick steps them;
+    /// Scripts/DueScript.swift), for callers that pipeline it; its reply goes to ``dueResult(_:)``.
+    public func dueCommand(through t: Int, limit: Int) -> [String] {
+        RedisConnection.evalCommands(DueScript.source, [([keys.dueDirectory], [String(t), String(max(1, limit))])])[0]
+    }
+
+    /// The due run ids of a ``dueCommand(through:limit:)`` reply, and when there are none, the partition's earliest
+    /// due tick (nil: nothing is scheduled).
+    public static func dueResult(_ reply: RESPValue) throws -> (ids: [String], next: Int?) {
+        if case .error(let e) = reply { throw RedisError(.server, "due script: \(e)") }
+        guard let items = reply.array, let head = items.first?.string else {
+            throw RedisError(.unexpectedReply, "due script answered \(reply)")
+        }
+        let ids = items.dropFirst().compactMap(\.string)
+        // A score Redis prints as a double ("1e+20") is beyond any tick the engine schedules: read as the latest.
+        let next = head.isEmpty ? nil : Int(head) ?? Double(head).map { $0 >= Double(Int.max) ? Int.max : Int($0) }
+        return (ids, next)
+    }
+
     /// What an apply script's reply means.
     public static func result(_ reply: RESPValue) throws -> ApplyResult {
         switch reply {

@@ -67,7 +67,10 @@ struct ApplyScriptTests {
         #expect(try f.redis.call(["HGETALL", "\(base):ixp:p:waiting"]).pairs == ["0": "1", "s0": "1", "all": "1"])
         #expect(try f.redis.call(["EXISTS", "\(base):ixs:active"]).int == 0)
         #expect(try f.redis.call(["HGET", f.store.keys.contactRecord("c0"), "c0"]).string == "\(id)/p")
-        #expect(try f.redis.call(["ZSCORE", f.store.keys.due, id]).string == String(tick2.run.due ?? -1))
+        // Layout 5: the due schedule in the run's bucket, the directory naming the bucket's earliest due tick.
+        #expect(try f.redis.call(["ZSCORE", f.store.keys.dueBucket(0), id]).string == String(tick2.run.due ?? -1))
+        #expect(try f.redis.call(["EXISTS", f.store.keys.due]).int == 0)
+        #expect(try DueSchedule.problems(f.redis, base: base).isEmpty)
         #expect(try f.redis.call(["EXISTS", f.store.keys.enroll, f.store.keys.base + ":idx:contact:c0"]).int == 0)
         let loaded = try #require(try f.store.loadRun(id, f.redis))
         #expect(loaded == tick2.run)
@@ -88,7 +91,9 @@ struct ApplyScriptTests {
         // 2,500 runs: buckets 0…19, the last one of 68.
         #expect(try f.redis.call(["ZCARD", "\(f.store.keys.base):ixs:active:19"]).int == 2_500 - 19 * 128)
         #expect(try f.redis.call(["OBJECT", "ENCODING", "\(f.store.keys.base):ixs:active:0"]).string == "listpack")
-        #expect(try f.redis.call(["ZCARD", f.store.keys.due]).int == 2_500)
+        #expect(try DueSchedule.all(f.redis, base: f.store.keys.base).count == 2_500)
+        #expect(try f.redis.call(["ZCARD", f.store.keys.dueDirectory]).int == 20)
+        #expect(try DueSchedule.problems(f.redis, base: f.store.keys.base).isEmpty)
         #expect(try enrollmentCount(f.redis, base: f.store.keys.base) == 2_500)
         #expect(try f.redis.call(["XLEN", f.store.keys.events]).int == 2_500)
     }

@@ -236,7 +236,8 @@ import Testing
                 batches += 1
                 #expect(batches < 40)
                 if batches > 40 { break }
-                #expect(try migration.layout(env.redis) == Layout.contactRecords)
+                // Layout 4 is recorded once its step is done, while layout 5's (the due schedule) goes on.
+                #expect([Layout.contactRecords, Layout.bucketedIndexes].contains(try migration.layout(env.redis)))
                 // Between batches: an old run and a new one change status, a run is created.
                 let k = batches * 13
                 // (Refused when the run is not open any more: either way every answer below must stay exact.)

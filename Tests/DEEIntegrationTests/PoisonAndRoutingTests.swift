@@ -170,8 +170,9 @@ import Testing
             let tick = try client.call("tick", ["count": "5"], timeout: 30)
             #expect(tick.ok, "\(tick.fields)")
             #expect(tick.object["tick"] as? Int == 7)
-            #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), gone]) == .null)
-            #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), overwritten]) == .null)
+            #expect(try DueSchedule.score(env.redis, base: env.key("{0}"), gone) == nil)
+            #expect(try DueSchedule.score(env.redis, base: env.key("{0}"), overwritten) == nil)
+            #expect(try DueSchedule.problems(env.redis, base: env.key("{0}")).isEmpty)
             #expect(try client.call("getRun", ["runId": kept]).object["status"] as? String == "completed")
         }
     }

@@ -40,7 +40,7 @@ import Testing
             #expect(try env.exists("{0}:audit:\(a)"))
             #expect(try env.contactRecord("a") == "\(a)/old")
             #expect(try env.enrolled("old", "a") == a)
-            #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), a]).isNull == false)
+            #expect(try DueSchedule.score(env.redis, base: env.key("{0}"), a) != nil)
 
             try expectOK(client.at("\(m + 1)-1", "cancelRun", ["runId": b, "reason": "old"]))
             try expectOK(client.at("\(m + 2)-1", "tick", [:]))
@@ -72,7 +72,7 @@ import Testing
                 #expect(try Indexes.score(env.redis, base: env.key("{0}"), status: status, id) == nil)
                 #expect(try Indexes.score(env.redis, base: env.key("{0}"), status: status, plan: plan, id) == nil)
                 #expect(try env.contactRecord(who) == nil, "\(who)")
-                #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), id]).isNull)
+                #expect(try DueSchedule.score(env.redis, base: env.key("{0}"), id) == nil)
                 #expect(client.getRunStatus(id) == nil)
             }
             #expect(try Indexes.countProblems(env.redis, base: env.key("{0}")).isEmpty, "layout 4's counts follow")

@@ -105,12 +105,12 @@ import Testing
             #expect(try env.contactRecord("c1") == "\(id)/welcome")
             #expect(try Indexes.score(env.redis, base: base, status: fields["s"] ?? "", plan: "welcome", id) == String(id.prefix(13)))
             #expect(try env.enrolled("welcome", "c1") == id)
-            #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), id]).string == "1")
+            #expect(try DueSchedule.score(env.redis, base: base, id) == "1")
             _ = try client.call("cancelRun", ["runId": id, "reason": "x"])
             #expect(try Indexes.score(env.redis, base: base, status: "active", id) == nil)
             #expect(try Indexes.score(env.redis, base: base, status: "cancelled", id) != nil)
             #expect(try env.contactRecord("c1") == id)
-            #expect(try env.redis.call(["ZSCORE", env.key("{0}:due"), id]).isNull)
+            #expect(try DueSchedule.score(env.redis, base: base, id) == nil)
         }
     }
 

@@ -6,7 +6,7 @@ import Synchronization
 
 /// Ticks in a partition: due runs in batches, pipelined, each batch one script that records the progress.
 extension PartitionOwner {
-    /// Processes ticks clock+1 … clock+count. Each batch of due runs (in due-tick, then run-id order) is one
+    /// Processes ticks clock+1 … clock+count. Each batch of due runs (in the due script's order: Scripts/DueScript.swift) is one
     /// script that also records the tick and the count so far, so an interrupted tick resumes where it stopped,
     /// and a run stepped in tick t is due after t, so it never steps twice in one tick. Ticks with nothing due
     /// are skipped in one jump to the next due tick.
@@ -24,17 +24,15 @@ extension PartitionOwner {
             JSONValue.object(["start": .int(start), "t": .int(t), "stepped": .int(stepped)]).canonical
         }
         let window = config.tickBatchSize * max(1, config.tickWindowBatches)
-        func dueIds(_ t: Int) -> [String] {
-            ["ZRANGE", keys.due, "-inf", String(t), "BYSCORE", "LIMIT", "0", String(window)]
-        }
-        var prefetched: [String]?
+        func dueIds(_ t: Int) -> [String] { store.dueCommand(through: t, limit: window) }
+        var prefetched: (ids: [String], next: Int?)?
         while t <= end {
-            let ids = try prefetched ?? (redis.call(dueIds(t)).array ?? []).compactMap(\.string)
+            let (ids, nextDue) = try prefetched ?? PartitionStore.dueResult(redis.call(dueIds(t)))
             prefetched = nil
             if ids.isEmpty {
+                // The due script repaired directory entries left stale and found nothing yet: read again.
+                if let nextDue, nextDue <= t { continue }
                 // Tick t is finished; jump to the next tick that has a due run.
-                let next = (try redis.call(["ZRANGE", keys.due, "-inf", "+inf", "BYSCORE", "LIMIT", "0", "1", "WITHSCORES"]).array ?? [])
-                let nextDue = next.count == 2 ? next[1].int : nil
                 let past = Tick.after(end, 1)
                 let newT = min(max(Tick.after(t, 1), nextDue ?? past), past)
                 if newT > end || newT <= t { break }
@@ -60,12 +58,12 @@ extension PartitionOwner {
     /// Steps the runs of one window of due ids, batch by batch, each batch one apply script. Pipelined: the next
     /// batch's runs are read before this batch's script, so the owner computes batch k+1 while Redis runs batch
     /// k. Runs of one window are disjoint and this owner is the partition's only writer, so reading ahead is
-    /// safe; every script still runs in batch order. Returns the due ids of the next window, read after the last
+    /// safe; every script still runs in batch order. Returns the due ids of the next window (and the next due tick when it is empty), read after the last
     /// script of this one.
     func tickWindow(
         _ ids: [String], context: ChangeContext, batches n: inout Int, stepped: inout Int,
         progress: (Int) -> String, progressKey: String, next: [String], _ redis: any RedisCommands
-    ) throws -> [String] {
+    ) throws -> (ids: [String], next: Int?) {
         try renewDuringLongCommands(redis)
         guard let epoch = state.withLock({ $0.machine.epoch }) else { throw Fenced() }
         let size = config.tickBatchSize
@@ -78,7 +76,7 @@ extension PartitionOwner {
             _ = try receiveApplyResult(redis)
             state.withLock { $0.clock = clock }
         }
-        var nextIds: [String] = []
+        var nextIds: (ids: [String], next: Int?) = ([], nil)
         do {
             try redis.sendOnly(store.loadCommands(chunks[0]))
             var loaded = try PartitionStore.runs(redis.receive(chunks[0].count), ids: chunks[0])
@@ -104,7 +102,7 @@ extension PartitionOwner {
                     loaded = try PartitionStore.runs(redis.receive(following.count), ids: following)
                 } else {
                     try collect()
-                    nextIds = (try redis.receive(1)[0].array ?? []).compactMap(\.string)
+                    nextIds = try PartitionStore.dueResult(redis.receive(1)[0])
                 }
             }
         } catch {

@@ -29,10 +29,11 @@ enum ApplyScript {
 --          that id, as after a script that failed past it), HDELIF (pairs of field, value: the field is deleted
 --          only while it holds that value), CXADD (pairs of contact id, token: the token is appended to the
 --          contact's field of a cx:<bucket> record, space-separated), CXDONE (pairs of contact id, run id: the run's
---          token in the record loses its "/<plan>" tag). Records: Sources/DEEStore/ContactRecords.swift.
---          only while it holds that value), IX (the status and plan+status index moves of the set, key suffix
---          "bmap", arguments in fives: run id, planId, old status ("" for a run created here), new status,
---          startedAt ms; see below).
+--          token in the record loses its "/<plan>" tag; records: Sources/DEEStore/ContactRecords.swift), IX (the
+--          status and plan+status index moves of the set, key suffix "bmap", arguments in fives: run id, planId,
+--          old status ("" for a run created here), new status, startedAt ms; see below), DUE (key suffix "duedir",
+--          pairs of run id and due tick, "" to unschedule: layout 5's due schedule, IndexKeysLua.dueMoves; after
+--          the IX writes, which number the set's created runs).
 -- IX (layout 4, docs/MEMORY.md): a created run takes the partition's next number n (nruns, INCRBY once per IX),
 -- bucket b = floor(n / 128), and bmap gets "<id> <b>" when it opens bucket b; an existing run's bucket is the
 -- bmap member with the highest first id at or below its id. Each move is ZREM/ZADD in ixs:<s>:<b> and
@@ -65,17 +66,19 @@ if bkey ~= '' then
   if tonumber(ARGV[5]) ~= done + 1 then return redis.error_reply('BATCHGAP') end
 end
 -- The whole list is checked before the first write, so a malformed one writes nothing.
-local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDKEEP = 1, XADDID = 1, HDELIF = 1, CXADD = 1, CXDONE = 1, IX = 1}
+local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDKEEP = 1, XADDID = 1, HDELIF = 1, CXADD = 1, CXDONE = 1, IX = 1, DUE = 1}
 local n, i = #ARGV, 8
 while i <= n do
   local c = tonumber(ARGV[i + 2])
-  if not known[ARGV[i]] or not c or c < 1 or i + 2 + c > n or (ARGV[i] == 'IX' and c % 5 ~= 0) then
+  if not known[ARGV[i]] or not c or c < 1 or i + 2 + c > n or (ARGV[i] == 'IX' and c % 5 ~= 0) or (ARGV[i] == 'DUE' and c % 2 ~= 0) then
     return redis.error_reply('BADWRITE at ARGV[' .. i .. ']')
   end
   i = i + 3 + c
 end
 -- IX: the index moves of ARGV[first..last] (fives), grouped per key.
 \#(IndexKeysLua.countFields)
+\#(IndexKeysLua.bucketLookup)
+\#(IndexKeysLua.dueMoves)
 local function indexMoves(first, last)
   local bmap = base .. ':bmap'
   local created = 0
@@ -84,17 +87,6 @@ local function indexMoves(first, last)
   end
   local n = 0
   if created > 0 then n = redis.call('INCRBY', base .. ':nruns', created) - created end
-  local lo, hi, cb
-  local function bucketOf(id)
-    if cb and id >= lo and (not hi or id < hi) then return cb end
-    local m = redis.call('ZRANGE', bmap, '[' .. id .. ' ~', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
-    if not m then return nil end
-    local nxt = redis.call('ZRANGE', bmap, '(' .. m, '+', 'BYLEX', 'LIMIT', 0, 1)[1]
-    lo, cb = string.match(m, '^(.*) (%-?%d+)$')
-    cb = tonumber(cb)
-    hi = nxt and string.match(nxt, '^(.*) ') or nil
-    return cb
-  end
   local rem, add, order, counts, corder = {}, {}, {}, {}, {}
   local function push(t, key, ...)
     if not rem[key] and not add[key] then table.insert(order, key) end
@@ -118,11 +110,11 @@ local function indexMoves(first, last)
       b = math.floor(n / 128)
       if n % 128 == 0 then
         redis.call('ZADD', bmap, 0, id .. ' ' .. b)
-        cb = nil
+        forgetBucket()
       end
       n = n + 1
     else
-      b = bucketOf(id)
+      b = bucketOf(bmap, id)
     end
     if b == nil then
       push(rem, base .. ':idx:status:' .. from, id)
@@ -190,6 +182,8 @@ while i <= n do
     end
   elseif op == 'IX' then
     indexMoves(i + 3, last)
+  elseif op == 'DUE' then
+    dueMoves(base, ARGV, i + 3, last)
   elseif op == 'HDELIF' then
     for j = i + 3, last - 1, 2 do
       if redis.call('HGET', key, ARGV[j]) == ARGV[j + 1] then

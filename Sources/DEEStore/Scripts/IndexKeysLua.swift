@@ -23,6 +23,63 @@ enum IndexKeysLua {
 local function countFields(b) return {tostring(b), 's' .. math.floor(b / 128), 'all'} end
 """#
 
+    /// `bucketOf(bmap, id)`: the creation bucket of run `id` (bmap's member with the highest first id at or below it),
+    /// or nil below every bucket; cached for the ids of one bucket, so a batch of consecutive runs costs one lookup.
+    /// A script that opens a bucket calls `forgetBucket()`. The apply script (IX, DUE) and the due migration share it.
+    static let bucketLookup = #"""
+local bLo, bHi, bCur
+local function bucketOf(bmap, id)
+  if bCur and id >= bLo and (not bHi or id < bHi) then return bCur end
+  local m = redis.call('ZRANGE', bmap, '[' .. id .. ' ~', '-', 'BYLEX', 'REV', 'LIMIT', 0, 1)[1]
+  if not m then return nil end
+  local nxt = redis.call('ZRANGE', bmap, '(' .. m, '+', 'BYLEX', 'LIMIT', 0, 1)[1]
+  bLo, bCur = string.match(m, '^(.*) (%-?%d+)$')
+  bCur = tonumber(bCur)
+  bHi = nxt and string.match(nxt, '^(.*) ') or nil
+  return bCur
+end
+local function forgetBucket() bCur = nil end
+"""#
+
+    /// `dueMoves(base, items, first, last)`: layout 5's due schedule writes of ARGV-style pairs items[first..last]
+    /// (run id, due tick, or "" to take the run out of the schedule). A run with a creation bucket b goes to
+    /// `dueb:<b>` (score: its due tick) and leaves layout 4's `due` set if it is still there; a run below every
+    /// bucket stays in `due`. Each bucket touched gets its earliest due tick in `duedir`, or leaves it when empty;
+    /// its member there is `dueMember(b)`, b + 5·10¹² in 13 digits, so that members of one score sort like bucket
+    /// numbers, which is run-id order (negative buckets hold the runs layout 4's migration numbered, all below).
+    /// Needs ``bucketLookup``.
+    static let dueMoves = #"""
+local function dueMember(b) return string.format('%013d', 5000000000000 + b) end
+local function dueMoves(base, items, first, last)
+  local bmap, legacy, dir = base .. ':bmap', base .. ':due', base .. ':duedir'
+  local hasLegacy = redis.call('EXISTS', legacy) == 1
+  local lrem, ladd, rem, add, order = {}, {}, {}, {}, {}
+  for j = first, last - 1, 2 do
+    local id, t = items[j], items[j + 1]
+    local b = bucketOf(bmap, id)
+    if b == nil then
+      if t == '' then table.insert(lrem, id) else table.insert(ladd, t); table.insert(ladd, id) end
+    else
+      if not rem[b] then
+        rem[b], add[b] = {}, {}
+        table.insert(order, b)
+      end
+      if t == '' then table.insert(rem[b], id) else table.insert(add[b], t); table.insert(add[b], id) end
+      if hasLegacy then table.insert(lrem, id) end
+    end
+  end
+  if hasLegacy and #lrem > 0 then redis.call('ZREM', legacy, unpack(lrem)) end
+  if #ladd > 0 then redis.call('ZADD', legacy, unpack(ladd)) end
+  for _, b in ipairs(order) do
+    local key = base .. ':dueb:' .. b
+    if #rem[b] > 0 then redis.call('ZREM', key, unpack(rem[b])) end
+    if #add[b] > 0 then redis.call('ZADD', key, unpack(add[b])) end
+    local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if head[1] then redis.call('ZADD', dir, head[2], dueMember(b)) else redis.call('ZREM', dir, dueMember(b)) end
+  end
+end
+"""#
+
     static let library = #"""
 local ALL_STATUSES = {'pending', 'active', 'waiting', 'paused', 'completed', 'failed', 'cancelled'}
 

@@ -240,7 +240,9 @@ for b, member in pairs(touched) do
         break
       end
     end
-    if empty then redis.call('ZREM', bmap, member) end
+    -- A bucket of layout 5's due schedule still holding an entry (state left behind: a terminal run is never
+    -- due) keeps its bmap member, so the tick that finds the entry's run gone takes it out of the right bucket.
+    if empty and redis.call('EXISTS', base .. ':dueb:' .. b) == 0 then redis.call('ZREM', bmap, member) end
   end
 end
 for i = 1, #enrollments, 2 do
