@@ -311,6 +311,46 @@ struct Bench: ParsableCommand {
         return (a + (b - a) / 3, a + 2 * (b - a) / 3)
     }
 
+    /// Bytes per run of the run-state keys other than run hashes (indexes, buckets and their counts, contact records,
+    /// the due schedule, enrollment), each by `MEMORY USAGE … SAMPLES 0` (which counts its dictionary entry), plus
+    /// `runHash` per run, plus each key's slot in the main dictionary's table (`MEMORY STATS`). Keys found by SCAN
+    /// on each partition's node.
+    func stateByKeys(_ redis: any RedisCommands, runs: Int, runHash: Int) throws -> Int {
+        var bytes = 0, keys = 0
+        for p in 0..<partitions {
+            let k = Keys(prefix: prefix).partition(p)
+            var found: [String] = []
+            for pattern in ["ix[sp]:*", "idx:*", "cx:*", "dueb:*"] {
+                var cursor = "0"
+                repeat {
+                    let reply = try redis.scan(cursor: cursor, matching: "\(k.base):\(pattern)", count: 10_000, nodeOf: k.epoch)
+                    cursor = reply.array?.first?.string ?? "0"
+                    found += (reply.array?.count ?? 0) > 1 ? (reply.array?[1].array ?? []).compactMap(\.string) : []
+                } while cursor != "0"
+            }
+            found += [k.due, k.dueDirectory, k.enroll, k.bucketMap, "\(k.base):nruns", "\(k.base):nlegacy"]
+            for start in stride(from: 0, to: found.count, by: 1000) {
+                let chunk = found[start..<min(found.count, start + 1000)]
+                let sizes = try redis.pipeline(chunk.map { ["MEMORY", "USAGE", $0, "SAMPLES", "0"] })
+                for size in sizes {
+                    guard let n = size.int else { continue }
+                    bytes += n
+                    keys += 1
+                }
+            }
+        }
+        // MEMORY STATS: overhead.hashtable.main counts the main dictionaries' entries and table slots; MEMORY USAGE
+        // counted the entries (24 B each on 64-bit), so the rest per key is the slot share.
+        let stats = try redis.call(["MEMORY", "STATS"]).array ?? []
+        func field(_ items: [RESPValue], _ name: String) -> RESPValue? {
+            stride(from: 0, to: items.count - 1, by: 2).first { items[$0].string == name }.map { items[$0 + 1] }
+        }
+        let total = field(stats, "keys.count")?.int ?? 0
+        let main = field(stats, "db.0")?.array.flatMap { field($0, "overhead.hashtable.main")?.int } ?? 0
+        let slot = total > 0 ? max(0, main / total - 24) : 0
+        return (bytes + runs * runHash + (keys + runs) * slot) / max(runs, 1)
+    }
+
     /// Bytes per run of run hashes, indexes and enrollment, from Redis's own accounting; streams and audit apart.
     func memory(_ redis: any RedisCommands) throws -> String {
         let used = Int(
@@ -319,6 +359,7 @@ struct Bench: ParsableCommand {
         func usage(_ key: String) -> Int { (try? redis.call(["MEMORY", "USAGE", key, "SAMPLES", "0"]).int) ?? 0 }
         var runs = 0, events = 0, actions = 0, transient = 0, audit = 0, requests = 0
         var sampleRun = 0, sampleCount = 0
+        var requestSample: [String] = []
         for p in 0..<partitions {
             let k = Keys(prefix: prefix).partition(p)
             let n = try redis.pipeline(RunStatus.allCases.flatMap { k.runCountCommands($0) }).reduce(0) { $0 + ($1.int ?? 0) }
@@ -326,9 +367,15 @@ struct Bench: ParsableCommand {
             events += usage(k.events)
             actions += usage(k.actions)
             transient += usage(k.inbox) + usage(k.results)
-            // Audit lists and run hashes: a sample of 1000 runs per partition.
-            let sample = try PartitionStore(partition: p, keys: Keys(prefix: prefix), streamMaxLen: 0)
-                .query(RunFilter(statuses: [.active]), offset: 0, count: 1000, skipTotal: true, redis).ids
+            // Audit lists and run hashes: a sample of 1000 runs per partition, 100 at each tenth of the active runs
+            // (the newest alone have fewer audit entries than the rest).
+            let store = PartitionStore(partition: p, keys: Keys(prefix: prefix), streamMaxLen: 0)
+            let active = RunFilter(statuses: [.active])
+            let count = try store.query(active, offset: 0, count: 1, redis).total
+            var sample: [String] = []
+            for i in 0..<10 {
+                sample += try store.query(active, offset: count * i / 10, count: 100, skipTotal: true, redis).ids
+            }
             let auditSample = sample.reduce(0) { $0 + usage(k.audit($1)) }
             if !sample.isEmpty { audit += auditSample * n / sample.count }
             sampleRun += sample.reduce(0) { $0 + usage(k.run($1)) }
@@ -338,27 +385,35 @@ struct Bench: ParsableCommand {
             repeat {
                 let reply = try redis.call(["SCAN", cursor, "MATCH", "\(prefix):{\(p)}:req:*", "COUNT", "10000"])
                 cursor = reply.array?.first?.string ?? "0"
-                requests += (reply.array?.count ?? 0) > 1 ? reply.array?[1].array?.count ?? 0 : 0
+                let keys = (reply.array?.count ?? 0) > 1 ? (reply.array?[1].array ?? []).compactMap(\.string) : []
+                requests += keys.count
+                if requestSample.count < 1000 { requestSample += keys.prefix(1000 - requestSample.count) }
             } while cursor != "0"
         }
         // The requestId claims (`<prefix>:rid:{…}`, one per command with a requestId, 24 h) and the producers'
         // reply streams are not run state either.
         var claims = 0
+        var claimSample: [String] = []
         var cursor = "0"
         repeat {
             let reply = try redis.call(["SCAN", cursor, "MATCH", "\(prefix):rid:*", "COUNT", "10000"])
             cursor = reply.array?.first?.string ?? "0"
-            claims += (reply.array?.count ?? 0) > 1 ? reply.array?[1].array?.count ?? 0 : 0
+            let keys = (reply.array?.count ?? 0) > 1 ? (reply.array?[1].array ?? []).compactMap(\.string) : []
+            claims += keys.count
+            if claimSample.count < 1000 { claimSample += keys.prefix(1000 - claimSample.count) }
         } while cursor != "0"
         var replyStreams = usage("\(prefix):replies:bench")
         for tag in ["i", "e", "m"] {
             for p in 0..<producers { replyStreams += usage("\(prefix):replies:\(tag)\(p)") }
         }
-        let reqBytes = (requests + claims) * 120
+        // Stored results and claims: their mean MEMORY USAGE over a sample of up to 1000 each.
+        func mean(_ keys: [String]) -> Int { keys.isEmpty ? 0 : keys.reduce(0) { $0 + usage($1) } / keys.count }
+        let reqBytes = requests * mean(requestSample) + claims * mean(claimSample)
         let state = used - events - actions - transient - audit - reqBytes - replyStreams
         let perRun = state / max(runs, 1)
         let hash = sampleRun / max(sampleCount, 1)
-        return "\(perRun) bytes per run (\(runs) runs): the run hash \(hash) B (MEMORY USAGE), the rest indexes and enrollment; apart: audit \(audit / max(runs, 1)) B/run, events \(events / max(runs, 1)) B/run, actions \(actions / max(runs, 1)) B/run, dedupe records and requestId claims ~\(reqBytes / max(runs, 1)) B/run, reply streams \(replyStreams / max(runs, 1)) B/run"
+        let exact = try stateByKeys(redis, runs: runs, runHash: hash)
+        return "\(exact) bytes per run (\(runs) runs) of state, indexes and enrollment by MEMORY USAGE of their keys (run hashes: a sample of \(sampleCount), \(hash) B each), with each key's slot in the main dictionary; \(perRun) B by `used_memory` less everything else (that figure also carries allocator slack and the other keys' dictionary slots); apart: audit \(audit / max(runs, 1)) B/run, events \(events / max(runs, 1)) B/run, actions \(actions / max(runs, 1)) B/run, dedupe records and requestId claims \(reqBytes / max(runs, 1)) B/run, reply streams \(replyStreams / max(runs, 1)) B/run"
     }
 }
 
