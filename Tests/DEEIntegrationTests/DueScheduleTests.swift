@@ -110,6 +110,57 @@ import Testing
         }
     }
 
+    /// One migration script over more entries than Lua's unpack() takes at once (~8,000 values: the ids of 9,000 runs
+    /// and scores): written in slices, every run moved.
+    @Test func aLargeMigrationPageIsWrittenWhole() async throws {
+        try await TestEngine.with { client, env in
+            try client.register(Self.plan)
+            let contacts = (0..<9000).map { ["id": "g\($0)", "email": "x@y.z"] }
+            #expect(try client.call("bulkExecute", ["planId": "drip", "contacts": js(contacts)], timeout: 120).object["created"] as? Int == 9000)
+            try Self.writeLayoutFour(env)
+            let migration = LayoutMigration(keys: Keys(prefix: env.prefix), partitions: 1, batchSize: 10_000)
+            let p = try migration.run(env.redis)
+            #expect(p.done && p.converted == 9000, "\(p)")
+            #expect(try !env.exists("{0}:due"))
+            let found = try Self.problems(env)
+            #expect(found.isEmpty, "\(found)")
+        }
+    }
+
+    /// A run listed earlier than its own due tick (a stale copy in the old set, as an engine of the previous layout
+    /// leaves when it reschedules a run the new one had bucketed), and an entry in a bucket other than its run's:
+    /// the run steps at its own due tick, once, like every other, and the schedule ends consistent.
+    @Test func aStaleOrMisplacedEntryStepsItsRunOnceAtItsOwnTick() async throws {
+        try await TestEngine.with { client, env in
+            try client.register(Self.plan)
+            let contacts = (0..<300).map { ["id": "m\($0)", "email": "x@y.z"] }
+            #expect(try client.call("bulkExecute", ["planId": "drip", "contacts": js(contacts)], timeout: 60).ok)
+            _ = try client.advanceClock(2)
+            let base = env.key("{0}")
+            let all = try DueSchedule.all(env.redis, base: base)
+            let ids = all.keys.sorted()
+            let stale = ids[5], misplaced = ids[10]
+            let later = try #require(all[stale])
+            #expect(later > 4, "in its wait: \(later)")
+            // The stale copy: in the old set at tick 3, while the run's hash and its bucket say later.
+            try env.redis.call(["ZADD", "\(base):due", "3", stale])
+            // The misplaced entry: moved from bucket 0 into bucket 1 (the directory says so too).
+            try env.redis.call(["ZREM", "\(base):dueb:0", misplaced])
+            try env.redis.call(["ZADD", "\(base):dueb:1", String(try #require(all[misplaced])), misplaced])
+            let before = try Self.steps(env)
+            _ = try client.advanceClock(1)
+            #expect(try Self.steps(env) == before, "tick 3 steps nothing: the stale copy is rescheduled")
+            let afterStale = try Self.problems(env)
+            #expect(afterStale.isEmpty, "\(afterStale)")
+            #expect(try DueSchedule.score(env.redis, base: base, stale) == String(later))
+            _ = try client.advanceClock(20)
+            #expect(try client.call("listRuns", ["status": "completed"]).total == 300)
+            let counts = Set(try Self.steps(env).values)
+            #expect(counts.count == 1, "\(counts)")
+            #expect(try env.redis.call(["EXISTS", "\(base):duedir", "\(base):due"]).int == 0)
+        }
+    }
+
     /// A directory entry naming a tick at which its bucket has nothing (state an operator or a bug left), an
     /// entry for a bucket that does not exist, and a run listed in the old set and in its bucket (as an engine of
     /// the previous version would schedule it): ticks still step every run, each once per tick, and repair the

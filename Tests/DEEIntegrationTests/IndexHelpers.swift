@@ -91,6 +91,15 @@ enum DueSchedule {
         try scanKeys(redis, "\(base):dueb:*")
     }
 
+    /// The creation bucket of a run id (bmap's highest member at or below it), nil below every bucket.
+    static func bucket(_ redis: RedisConnection, base: String, _ id: String) throws -> Int? {
+        let m = try redis.call(["ZRANGE", "\(base):bmap", "[\(id) ~", "-", "BYLEX", "REV", "LIMIT", "0", "1"]).array?.first?.string
+        return m.flatMap { $0.split(separator: " ").last.flatMap { Int($0) } }
+    }
+
+    /// The directory member of bucket b.
+    static func member(_ b: Int) -> String { String(5_000_000_000_000 + b) }
+
     /// The run's due tick (as stored), or nil when it is not scheduled.
     static func score(_ redis: RedisConnection, base: String, _ id: String) throws -> String? {
         for key in try ["\(base):due"] + bucketKeys(redis, base: base) {

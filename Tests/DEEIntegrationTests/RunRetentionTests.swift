@@ -57,6 +57,10 @@ import Testing
             try expectOK(client.call("cancelRun", ["runId": f, "reason": "young"]))
             #expect(try env.list("{0}:finished") == [b, d, a, f])
 
+            // And an entry of layout 5's due schedule left behind for a finished run (a terminal run is never due).
+            let bucketOfA = try #require(try DueSchedule.bucket(env.redis, base: env.key("{0}"), a))
+            try env.redis.call(["ZADD", env.key("{0}:dueb:\(bucketOfA)"), "99", a])
+            try env.redis.call(["ZADD", env.key("{0}:duedir"), "99", DueSchedule.member(bucketOfA)])
             let retention = try Self.retention(env, ms: 30 * Self.day)
             var memory = RunRetentionMemory()
             let epoch = try env.epoch()
@@ -76,6 +80,7 @@ import Testing
                 #expect(client.getRunStatus(id) == nil)
             }
             #expect(try Indexes.countProblems(env.redis, base: env.key("{0}")).isEmpty, "layout 4's counts follow")
+            #expect(try DueSchedule.problems(env.redis, base: env.key("{0}")).isEmpty, "layout 5's directory follows")
             #expect(try env.redis.call(["HGET", env.key("{0}:enroll"), "old:a"]).isNull)
             #expect(try env.redis.call(["HGET", env.key("{0}:enroll"), "old:zz"]).string == "someone-else")
             // The open old run, the open young run and the young finished run are untouched.

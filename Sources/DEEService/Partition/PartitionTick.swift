@@ -142,6 +142,10 @@ extension PartitionOwner {
             }
             if let change = Stepper.tick(run: run, plan: plan, context: context, signer: signer) {
                 set.changes.append(change)
+            } else if run.status.isOpen, run.status != .paused, let due = run.due, due > context.clock {
+                // Listed earlier than its hash says (a stale copy: an engine of the previous layout scheduled it
+                // again): written again at its own due tick, which moves the entry there.
+                set.changes.append(RunChange(run: run))
             } else {
                 // Not steppable (paused or terminal, left in the schedule): take it out.
                 var change = RunChange(run: run)

@@ -5,57 +5,82 @@ enum DueScript {
 -- due.lua: the runs of one partition due at or before a tick, in the order a tick steps them.
 -- KEYS[1]  <prefix>:{p}:duedir (member: bucket b + 5*10^12 in 13 digits, score: the bucket's earliest due tick;
 --          IndexKeysLua.dueMoves). Every other key is <prefix>:{p}:<suffix>, derived from KEYS[1] (same slot):
---          dueb:<b> (bucket b's runs, score: due tick), due (layout 4's schedule: runs below every bucket, and
---          runs dee migrate has not moved yet).
+--          dueb:<b> (bucket b's runs, score: due tick), due (layout 4's schedule: what dee migrate has not moved
+--          yet, and runs below every bucket), bmap (the creation buckets).
 -- ARGV[1]  the tick t
 -- ARGV[2]  ids at most
--- The earliest due tick D of the partition, if D <= t: up to ARGV[2] of the runs due at D, in run-id order (the
--- due set's, which are below every bucket, then each bucket's in bucket order: buckets are ranges of ids). So a
--- tick steps its runs in (due tick, run id) order, as SPEC 4 and layout 4's single sorted set did; runs of a later
--- due tick come with the next read. A run in both places (scheduled again by an engine of the previous version)
--- is listed once. Writes only to repair duedir (below), which any caller may do: it is set from the buckets.
--- Returns {next, id...}: next is '' when ids follow, else D ('' when nothing is scheduled; D <= t after 16 rounds
--- of repairs that found nothing: the caller reads again).
+-- The earliest due tick D of the partition, if D <= t: up to ARGV[2] of the runs due at D, in run-id order: the
+-- buckets' (read in bucket order, and buckets are ranges of ids) merged with the due set's. So a tick steps its
+-- runs in (due tick, run id) order, as SPEC 4 says and layout 4's single sorted set did; runs of a later due tick
+-- come with the next read. A run in both places (an engine of the previous layout scheduled it again) is listed
+-- once.
+-- State left behind is repaired, never returned: a directory entry naming a tick its bucket has nothing at (it
+-- would hide every later run) is set again from the bucket; an entry in a bucket other than its run's (writers
+-- look for it in its own) is moved there. Then the earliest tick is read again; each round repairs at least one
+-- entry. These writes follow from the schedule alone, so any caller may make them.
+-- Returns {next, id...}: next is '' when ids follow, else D ('' when nothing is scheduled; ARGV[1] after 16
+-- rounds of repairs: the caller reads again).
+\#(IndexKeysLua.bucketLookup)
+\#(IndexKeysLua.dueMember)
+\#(IndexKeysLua.dueMoves)
 local base = string.sub(KEYS[1], 1, -8)
 local t, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 if not t or not limit or limit < 1 then return redis.error_reply('BADARG') end
-local legacy = base .. ':due'
-local out, seen = {''}, {}
-local function take(ids)
-  for _, id in ipairs(ids) do
-    if #out > limit then return end
-    if not seen[id] then
-      seen[id] = true
-      table.insert(out, id)
-    end
-  end
+local legacy, dir, bmap = base .. ':due', KEYS[1], base .. ':bmap'
+local function setHead(b)
+  local head = redis.call('ZRANGE', base .. ':dueb:' .. b, 0, 0, 'WITHSCORES')
+  if head[1] then redis.call('ZADD', dir, head[2], dueMember(b)) else redis.call('ZREM', dir, dueMember(b)) end
 end
--- A directory entry whose bucket has no run at that tick (state left behind) would hide every later run: it is
--- set again from its bucket, and the earliest tick read again (each round repairs at least one entry).
 for _ = 1, 16 do
   local a = redis.call('ZRANGE', legacy, 0, 0, 'WITHSCORES')[2]
-  local d = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')[2]
+  local d = redis.call('ZRANGE', dir, 0, 0, 'WITHSCORES')[2]
   local level = a
   if not a or (d and tonumber(d) < tonumber(a)) then level = d end
   if not level then return {''} end
   if tonumber(level) > t then return {level} end
+  local old, new, repaired = {}, {}, false
   if a and tonumber(a) == tonumber(level) then
-    take(redis.call('ZRANGE', legacy, a, a, 'BYSCORE', 'LIMIT', 0, limit))
+    old = redis.call('ZRANGE', legacy, a, a, 'BYSCORE', 'LIMIT', 0, limit)
   end
   if d and tonumber(d) == tonumber(level) then
-    for _, m in ipairs(redis.call('ZRANGE', KEYS[1], d, d, 'BYSCORE', 'LIMIT', 0, limit)) do
-      if #out > limit then break end
-      local key = base .. ':dueb:' .. (tonumber(m) - 5000000000000)
-      local ids = redis.call('ZRANGE', key, d, d, 'BYSCORE', 'LIMIT', 0, limit - #out + 1)
+    for _, m in ipairs(redis.call('ZRANGE', dir, d, d, 'BYSCORE', 'LIMIT', 0, limit)) do
+      if #new >= limit then break end
+      local b = tonumber(m) - 5000000000000
+      local key = base .. ':dueb:' .. b
+      local ids = redis.call('ZRANGE', key, d, d, 'BYSCORE', 'LIMIT', 0, limit - #new)
       if #ids == 0 then
-        local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-        if head[1] then redis.call('ZADD', KEYS[1], head[2], m) else redis.call('ZREM', KEYS[1], m) end
+        setHead(b)
+        repaired = true
       end
-      take(ids)
+      for _, id in ipairs(ids) do
+        if bucketOf(bmap, id) ~= b then
+          redis.call('ZREM', key, id)
+          dueMoves(base, {id, d}, 1, 2)
+          setHead(b)
+          repaired = true
+        else
+          table.insert(new, id)
+        end
+      end
     end
   end
-  if #out > 1 then return out end
+  if not repaired then
+    local out, i, j, last = {''}, 1, 1, nil
+    while #out <= limit and (i <= #old or j <= #new) do
+      local x
+      if j > #new or (i <= #old and old[i] <= new[j]) then
+        x, i = old[i], i + 1
+      else
+        x, j = new[j], j + 1
+      end
+      if x ~= last then
+        table.insert(out, x)
+        last = x
+      end
+    end
+    return out
+  end
 end
-return {tostring(t)}
+return {ARGV[1]}
 """#
 }

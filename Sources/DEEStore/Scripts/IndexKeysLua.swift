@@ -41,15 +41,19 @@ end
 local function forgetBucket() bCur = nil end
 """#
 
+    /// `dueMember(b)`: bucket b's member in `duedir` (see ``dueMoves``).
+    static let dueMember = #"""
+local function dueMember(b) return string.format('%013d', 5000000000000 + b) end
+"""#
+
     /// `dueMoves(base, items, first, last)`: layout 5's due schedule writes of ARGV-style pairs items[first..last]
     /// (run id, due tick, or "" to take the run out of the schedule). A run with a creation bucket b goes to
     /// `dueb:<b>` (score: its due tick) and leaves layout 4's `due` set if it is still there; a run below every
     /// bucket stays in `due`. Each bucket touched gets its earliest due tick in `duedir`, or leaves it when empty;
     /// its member there is `dueMember(b)`, b + 5·10¹² in 13 digits, so that members of one score sort like bucket
     /// numbers, which is run-id order (negative buckets hold the runs layout 4's migration numbered, all below).
-    /// Needs ``bucketLookup``.
+    /// Needs ``bucketLookup`` and ``dueMember``.
     static let dueMoves = #"""
-local function dueMember(b) return string.format('%013d', 5000000000000 + b) end
 local function dueMoves(base, items, first, last)
   local bmap, legacy, dir = base .. ':bmap', base .. ':due', base .. ':duedir'
   local hasLegacy = redis.call('EXISTS', legacy) == 1
@@ -68,12 +72,16 @@ local function dueMoves(base, items, first, last)
       if hasLegacy then table.insert(lrem, id) end
     end
   end
-  if hasLegacy and #lrem > 0 then redis.call('ZREM', legacy, unpack(lrem)) end
-  if #ladd > 0 then redis.call('ZADD', legacy, unpack(ladd)) end
+  -- Lua's unpack() fails near 8,000 values: in slices of 4,000 (whole pairs for ZADD).
+  local function each(cmd, key, values)
+    for k = 1, #values, 4000 do redis.call(cmd, key, unpack(values, k, math.min(#values, k + 3999))) end
+  end
+  if hasLegacy then each('ZREM', legacy, lrem) end
+  each('ZADD', legacy, ladd)
   for _, b in ipairs(order) do
     local key = base .. ':dueb:' .. b
-    if #rem[b] > 0 then redis.call('ZREM', key, unpack(rem[b])) end
-    if #add[b] > 0 then redis.call('ZADD', key, unpack(add[b])) end
+    each('ZREM', key, rem[b])
+    each('ZADD', key, add[b])
     local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     if head[1] then redis.call('ZADD', dir, head[2], dueMember(b)) else redis.call('ZREM', dir, dueMember(b)) end
   end

@@ -23,7 +23,8 @@ enum RunRetentionScript {
 --          same Redis Cluster slot: finished (list), finished:backfill (zset), retention (hash), run:<id>,
 --          audit:<id>, idx:status:<s>, idx:ps:<plan>:<s>, cx:<bucket> (the contact's record, ContactRecords),
 --          due (zset); layout 2's idx:contact:<contact> and enroll (hash) until dee migrate folds them; and
---          layout 4's bmap, nruns, nlegacy, ixs:<s>[:<b>], ixp:<plan>:<s>[:<b>] (Scripts/IndexKeysLua.swift).
+--          layout 4's bmap, nruns, nlegacy, ixs:<s>[:<b>], ixp:<plan>:<s>[:<b>] (Scripts/IndexKeysLua.swift); layout
+--          5's dueb:<b> and duedir.
 -- ARGV[1]  the caller's fencing epoch; refused (FENCED, nothing written) when the partition's epoch differs
 -- ARGV[2]  the retention, ms (a whole number >= 1)
 -- ARGV[3]  now, epoch ms, or "": Redis's clock (TIME), which is where entry ids, hence completedAt, come from
@@ -31,7 +32,7 @@ enum RunRetentionScript {
 -- A run is removed when its hash says status (field s, or status in layout 1) completed, failed or cancelled and
 -- completedAt (ca, or completedAt) + ARGV[2] <= now:
 -- its hash, its audit list, its entries in its status and plan+status index (the buckets and their counts, or the
--- layout-2 sets for a run not migrated yet) and due, its token in its contact's record (the field goes with its
+-- layout-2 sets for a run not migrated yet) and the due schedule (an entry left behind), its token in its contact's record (the field goes with its
 -- last token), and in layout 2's idx:contact and enroll if still there. The finished list is read from its head
 -- and stops at the first run not due yet (the list
 -- is in completion order); the backfill set is read by score up to now - ARGV[2].
@@ -66,7 +67,7 @@ local function typeOf(key)
   end
   return t
 end
-local wanted = {finished = 'list', ['finished:backfill'] = 'zset', retention = 'hash', due = 'zset', enroll = 'hash'}
+local wanted = {finished = 'list', ['finished:backfill'] = 'zset', retention = 'hash', due = 'zset', duedir = 'zset', enroll = 'hash'}
 for suffix, t in pairs(wanted) do
   local have = typeOf(base .. ':' .. suffix)
   if have ~= 'none' and have ~= t then return redis.error_reply('BADTYPE ' .. suffix) end
@@ -111,7 +112,8 @@ local function bucketOf(id)
   return tonumber(string.match(m, ' (%-?%d+)$')), m
 end
 \#(IndexKeysLua.countFields)
-local decrements, dorder, touched = {}, {}, {}
+\#(IndexKeysLua.dueMember)
+local decrements, dorder, touched, dueTouched = {}, {}, {}, {}
 local function uncount(hash, b)
   if not decrements[hash] then
     decrements[hash] = {}
@@ -160,6 +162,11 @@ local function consider(id, listed)
     local it = typeOf(base .. ':' .. suffix)
     if it ~= 'none' and it ~= 'hash' then skip(id, 'wrongtype:' .. suffix) return 'skipped' end
   end
+  local dueb = b and ('dueb:' .. b) or nil
+  if dueb then
+    local it = typeOf(base .. ':' .. dueb)
+    if it ~= 'none' and it ~= 'zset' then skip(id, 'wrongtype:' .. dueb) return 'skipped' end
+  end
   local cx = 'cx:' .. contactBucket(contactId)
   local record = redis.pcall('HGET', base .. ':' .. cx, contactId)
   if failed(record) then skip(id, 'wrongtype:' .. cx) return 'skipped' end
@@ -183,6 +190,11 @@ local function consider(id, listed)
     touched[b] = member
   end
   later('due', id)
+  -- A terminal run is not scheduled; an entry left behind in its bucket goes with it (layout 5).
+  if dueb then
+    later(dueb, id)
+    dueTouched[b] = true
+  end
   table.insert(enrollments, planId .. ':' .. contactId)
   table.insert(enrollments, id)
   table.insert(dels, key)
@@ -221,6 +233,14 @@ if examined < budget then
   if popped > 0 then redis.call('LTRIM', list, popped, -1) end
 end
 for _, key in ipairs(zremOrder) do redis.call('ZREM', key, unpack(zrem[key])) end
+for b in pairs(dueTouched) do
+  local head = redis.call('ZRANGE', base .. ':dueb:' .. b, 0, 0, 'WITHSCORES')
+  if head[1] then
+    redis.call('ZADD', base .. ':duedir', head[2], dueMember(b))
+  else
+    redis.call('ZREM', base .. ':duedir', dueMember(b))
+  end
+end
 for _, suffix in ipairs(dorder) do
   local key = base .. ':' .. suffix
   for f, n in pairs(decrements[suffix]) do
