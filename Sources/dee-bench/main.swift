@@ -311,6 +311,20 @@ struct Bench: ParsableCommand {
         return (a + (b - a) / 3, a + 2 * (b - a) / 3)
     }
 
+    /// Every key matching `pattern`, by SCAN (not KEYS: the bench must not block Redis either): on the node of `key`'s
+    /// slot, or (nil) wherever a keyless command goes.
+    func scanKeys(_ redis: any RedisCommands, _ pattern: String, nodeOf key: String?) throws -> [String] {
+        var keys: [String] = []
+        var cursor = "0"
+        repeat {
+            let reply = try key.map { try redis.scan(cursor: cursor, matching: pattern, count: 10_000, nodeOf: $0) }
+                ?? redis.call(["SCAN", cursor, "MATCH", pattern, "COUNT", "10000"])
+            cursor = reply.array?.first?.string ?? "0"
+            keys += (reply.array?.count ?? 0) > 1 ? (reply.array?[1].array ?? []).compactMap(\.string) : []
+        } while cursor != "0"
+        return keys
+    }
+
     /// Bytes per run of the run-state keys other than run hashes (indexes, buckets and their counts, contact records,
     /// the due schedule, enrollment), each by `MEMORY USAGE … SAMPLES 0` (which counts its dictionary entry), plus
     /// `runHash` per run, plus each key's slot in the main dictionary's table (`MEMORY STATS`). Keys found by SCAN
@@ -321,12 +335,7 @@ struct Bench: ParsableCommand {
             let k = Keys(prefix: prefix).partition(p)
             var found: [String] = []
             for pattern in ["ix[sp]:*", "idx:*", "cx:*", "dueb:*"] {
-                var cursor = "0"
-                repeat {
-                    let reply = try redis.scan(cursor: cursor, matching: "\(k.base):\(pattern)", count: 10_000, nodeOf: k.epoch)
-                    cursor = reply.array?.first?.string ?? "0"
-                    found += (reply.array?.count ?? 0) > 1 ? (reply.array?[1].array ?? []).compactMap(\.string) : []
-                } while cursor != "0"
+                found += try scanKeys(redis, "\(k.base):\(pattern)", nodeOf: k.epoch)
             }
             found += [k.due, k.dueDirectory, k.enroll, k.bucketMap, "\(k.base):nruns", "\(k.base):nlegacy"]
             for start in stride(from: 0, to: found.count, by: 1000) {
@@ -380,28 +389,15 @@ struct Bench: ParsableCommand {
             if !sample.isEmpty { audit += auditSample * n / sample.count }
             sampleRun += sample.reduce(0) { $0 + usage(k.run($1)) }
             sampleCount += sample.count
-            // Counted by SCAN, not KEYS: the bench must not block Redis either.
-            var cursor = "0"
-            repeat {
-                let reply = try redis.call(["SCAN", cursor, "MATCH", "\(prefix):{\(p)}:req:*", "COUNT", "10000"])
-                cursor = reply.array?.first?.string ?? "0"
-                let keys = (reply.array?.count ?? 0) > 1 ? (reply.array?[1].array ?? []).compactMap(\.string) : []
-                requests += keys.count
-                if requestSample.count < 1000 { requestSample += keys.prefix(1000 - requestSample.count) }
-            } while cursor != "0"
+            let stored = try scanKeys(redis, "\(prefix):{\(p)}:req:*", nodeOf: k.epoch)
+            requests += stored.count
+            requestSample += stored.prefix(max(0, 1000 - requestSample.count))
         }
         // The requestId claims (`<prefix>:rid:{…}`, one per command with a requestId, 24 h) and the producers'
         // reply streams are not run state either.
-        var claims = 0
-        var claimSample: [String] = []
-        var cursor = "0"
-        repeat {
-            let reply = try redis.call(["SCAN", cursor, "MATCH", "\(prefix):rid:*", "COUNT", "10000"])
-            cursor = reply.array?.first?.string ?? "0"
-            let keys = (reply.array?.count ?? 0) > 1 ? (reply.array?[1].array ?? []).compactMap(\.string) : []
-            claims += keys.count
-            if claimSample.count < 1000 { claimSample += keys.prefix(1000 - claimSample.count) }
-        } while cursor != "0"
+        let claimKeys = try scanKeys(redis, "\(prefix):rid:*", nodeOf: nil)
+        let claims = claimKeys.count
+        let claimSample = Array(claimKeys.prefix(1000))
         var replyStreams = usage("\(prefix):replies:bench")
         for tag in ["i", "e", "m"] {
             for p in 0..<producers { replyStreams += usage("\(prefix):replies:\(tag)\(p)") }

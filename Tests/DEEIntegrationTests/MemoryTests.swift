@@ -17,8 +17,6 @@ import Testing
         return total
     }
 
-    static func scan(_ redis: RedisConnection, _ pattern: String) throws -> [String] { try scanKeys(redis, pattern) }
-
     @Test func bytesPerRunOfTheBenchRun() async throws {
         try await TestEngine.with { client, env in
             try client.register(MigrationTests.benchPlan)
@@ -30,20 +28,20 @@ import Testing
             _ = try client.advanceClock(2)
             #expect(try client.call("listRuns", ["status": "waiting", "limit": "1"]).total == n)
             let base = env.key("{0}")
-            let runs = try Self.usage(env.redis, try Self.scan(env.redis, "\(base):run:*"))
+            let runs = try Self.usage(env.redis, try scanKeys(env.redis, "\(base):run:*"))
             // Layout 4's buckets and count hashes (ixs:, ixp:), bmap, the creation counter and layout 5's due buckets
             // and directory count as indexes.
             let indexes = try Self.usage(
                 env.redis,
-                try Self.scan(env.redis, "\(base):idx:*") + Self.scan(env.redis, "\(base):ix[sp]:*")
-                    + Self.scan(env.redis, "\(base):cx:*") + Self.scan(env.redis, "\(base):dueb:*")
+                try scanKeys(env.redis, "\(base):idx:*") + scanKeys(env.redis, "\(base):ix[sp]:*")
+                    + scanKeys(env.redis, "\(base):cx:*") + scanKeys(env.redis, "\(base):dueb:*")
                     + ["\(base):due", "\(base):duedir", "\(base):enroll", "\(base):bmap", "\(base):nruns"])
             let hash = runs / n, perRun = (runs + indexes) / n
             // Measured on Redis 7.0.15: the run hash 296 B (472 B in layout 1); 562 B in all with layout 3's
             // contact records, layout 4's bucketed status and plan+status indexes and layout 5's bucketed due
             // schedule (643 B in layout 4, 897 B in layout 2: a sorted set per contact and per index, the enroll
-            // hash). MEMORY USAGE counts no main-dictionary entry: INFO's
-            // delta is ~20 B more per key. At 10,000 runs nearly every contact has a record bucket of its own; at
+            // hash). MEMORY USAGE counts each key's main-dictionary entry but not its slot in the table (8-30 B per
+            // key more in INFO's delta; dee-bench adds it from MEMORY STATS). At 10,000 runs nearly every contact has a record bucket of its own; at
             // 1,000,000 (the bench) a bucket holds ~15 and a record costs ~56 B, not ~135 (docs/MEMORY.md). Bounds:
             // the measurement + ~7-8%, so a layout change that adds a field or an index entry fails here.
             print("memory per run: run hash \(hash) B, with indexes and enrollment \(perRun) B")

@@ -6,10 +6,10 @@ import Synchronization
 
 /// Ticks in a partition: due runs in batches, pipelined, each batch one script that records the progress.
 extension PartitionOwner {
-    /// Processes ticks clock+1 … clock+count. Each batch of due runs (in the due script's order: Scripts/DueScript.swift) is one
-    /// script that also records the tick and the count so far, so an interrupted tick resumes where it stopped,
-    /// and a run stepped in tick t is due after t, so it never steps twice in one tick. Ticks with nothing due
-    /// are skipped in one jump to the next due tick.
+    /// Processes ticks clock+1 … clock+count. Each batch of due runs (in the due script's order, Scripts/DueScript.swift:
+    /// due tick, then run id) is one script that also records the tick and the count so far, so an interrupted tick
+    /// resumes where it stopped, and a run stepped in tick t is due after t, so it never steps twice in one tick.
+    /// Ticks with nothing due are skipped in one jump to the next due tick.
     func tick(count: Int, context: ChangeContext, changes: inout ChangeSet, _ redis: any RedisCommands) throws -> Outcome {
         let progressKey = PartitionKeys.progressSuffix(context.commandId.description)
         let saved = try savedProgress(context, redis)
@@ -58,8 +58,8 @@ extension PartitionOwner {
     /// Steps the runs of one window of due ids, batch by batch, each batch one apply script. Pipelined: the next
     /// batch's runs are read before this batch's script, so the owner computes batch k+1 while Redis runs batch
     /// k. Runs of one window are disjoint and this owner is the partition's only writer, so reading ahead is
-    /// safe; every script still runs in batch order. Returns the due ids of the next window (and the next due tick when it is empty), read after the last
-    /// script of this one.
+    /// safe; every script still runs in batch order. Returns the due ids of the next window (and the next due tick
+    /// when it is empty), read after the last script of this one.
     func tickWindow(
         _ ids: [String], context: ChangeContext, batches n: inout Int, stepped: inout Int,
         progress: (Int) -> String, progressKey: String, next: [String], _ redis: any RedisCommands

@@ -78,7 +78,7 @@ end
 -- IX: the index moves of ARGV[first..last] (fives), grouped per key.
 \#(IndexKeysLua.countFields)
 \#(IndexKeysLua.bucketLookup)
-\#(IndexKeysLua.dueMember)
+\#(IndexKeysLua.dueDirectory)
 \#(IndexKeysLua.dueMoves)
 local function indexMoves(first, last)
   local bmap = base .. ':bmap'

@@ -21,16 +21,12 @@ enum DueScript {
 -- Returns {next, id...}: next is '' when ids follow, else D ('' when nothing is scheduled; ARGV[1] after 16
 -- rounds of repairs: the caller reads again).
 \#(IndexKeysLua.bucketLookup)
-\#(IndexKeysLua.dueMember)
+\#(IndexKeysLua.dueDirectory)
 \#(IndexKeysLua.dueMoves)
 local base = string.sub(KEYS[1], 1, -8)
 local t, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 if not t or not limit or limit < 1 then return redis.error_reply('BADARG') end
 local legacy, dir, bmap = base .. ':due', KEYS[1], base .. ':bmap'
-local function setHead(b)
-  local head = redis.call('ZRANGE', base .. ':dueb:' .. b, 0, 0, 'WITHSCORES')
-  if head[1] then redis.call('ZADD', dir, head[2], dueMember(b)) else redis.call('ZREM', dir, dueMember(b)) end
-end
 for _ = 1, 16 do
   local a = redis.call('ZRANGE', legacy, 0, 0, 'WITHSCORES')[2]
   local d = redis.call('ZRANGE', dir, 0, 0, 'WITHSCORES')[2]
@@ -49,14 +45,14 @@ for _ = 1, 16 do
       local key = base .. ':dueb:' .. b
       local ids = redis.call('ZRANGE', key, d, d, 'BYSCORE', 'LIMIT', 0, limit - #new)
       if #ids == 0 then
-        setHead(b)
+        setDueHead(base, b)
         repaired = true
       end
       for _, id in ipairs(ids) do
         if bucketOf(bmap, id) ~= b then
           redis.call('ZREM', key, id)
           dueMoves(base, {id, d}, 1, 2)
-          setHead(b)
+          setDueHead(base, b)
           repaired = true
         else
           table.insert(new, id)

@@ -41,9 +41,18 @@ end
 local function forgetBucket() bCur = nil end
 """#
 
-    /// `dueMember(b)`: bucket b's member in `duedir` (see ``dueMoves``).
-    static let dueMember = #"""
+    /// `dueMember(b)`: bucket b's member in `duedir` (see ``dueMoves``); `setDueHead(base, b)`: bucket b's `duedir`
+    /// entry set from the bucket (its earliest due tick), or removed when the bucket is empty.
+    static let dueDirectory = #"""
 local function dueMember(b) return string.format('%013d', 5000000000000 + b) end
+local function setDueHead(base, b)
+  local head = redis.call('ZRANGE', base .. ':dueb:' .. b, 0, 0, 'WITHSCORES')
+  if head[1] then
+    redis.call('ZADD', base .. ':duedir', head[2], dueMember(b))
+  else
+    redis.call('ZREM', base .. ':duedir', dueMember(b))
+  end
+end
 """#
 
     /// `dueMoves(base, items, first, last)`: layout 5's due schedule writes of ARGV-style pairs items[first..last]
@@ -52,10 +61,10 @@ local function dueMember(b) return string.format('%013d', 5000000000000 + b) end
     /// bucket stays in `due`. Each bucket touched gets its earliest due tick in `duedir`, or leaves it when empty;
     /// its member there is `dueMember(b)`, b + 5·10¹² in 13 digits, so that members of one score sort like bucket
     /// numbers, which is run-id order (negative buckets hold the runs layout 4's migration numbered, all below).
-    /// Needs ``bucketLookup`` and ``dueMember``.
+    /// Needs ``bucketLookup`` and ``dueDirectory``.
     static let dueMoves = #"""
 local function dueMoves(base, items, first, last)
-  local bmap, legacy, dir = base .. ':bmap', base .. ':due', base .. ':duedir'
+  local bmap, legacy = base .. ':bmap', base .. ':due'
   local hasLegacy = redis.call('EXISTS', legacy) == 1
   local lrem, ladd, rem, add, order = {}, {}, {}, {}, {}
   for j = first, last - 1, 2 do
@@ -82,8 +91,7 @@ local function dueMoves(base, items, first, last)
     local key = base .. ':dueb:' .. b
     each('ZREM', key, rem[b])
     each('ZADD', key, add[b])
-    local head = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-    if head[1] then redis.call('ZADD', dir, head[2], dueMember(b)) else redis.call('ZREM', dir, dueMember(b)) end
+    setDueHead(base, b)
   end
 end
 """#

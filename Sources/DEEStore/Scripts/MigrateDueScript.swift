@@ -9,7 +9,7 @@ enum MigrateDueScript {
 --          read) and in a creation bucket moves to dueb:<b> with its score; a run below every bucket stays.
 -- Returns the number of runs moved.
 \#(IndexKeysLua.bucketLookup)
-\#(IndexKeysLua.dueMember)
+\#(IndexKeysLua.dueDirectory)
 \#(IndexKeysLua.dueMoves)
 local base = string.sub(KEYS[1], 1, -8)
 local items = {}

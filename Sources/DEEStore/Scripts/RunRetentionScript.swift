@@ -112,7 +112,7 @@ local function bucketOf(id)
   return tonumber(string.match(m, ' (%-?%d+)$')), m
 end
 \#(IndexKeysLua.countFields)
-\#(IndexKeysLua.dueMember)
+\#(IndexKeysLua.dueDirectory)
 local decrements, dorder, touched, dueTouched = {}, {}, {}, {}
 local function uncount(hash, b)
   if not decrements[hash] then
@@ -233,14 +233,7 @@ if examined < budget then
   if popped > 0 then redis.call('LTRIM', list, popped, -1) end
 end
 for _, key in ipairs(zremOrder) do redis.call('ZREM', key, unpack(zrem[key])) end
-for b in pairs(dueTouched) do
-  local head = redis.call('ZRANGE', base .. ':dueb:' .. b, 0, 0, 'WITHSCORES')
-  if head[1] then
-    redis.call('ZADD', base .. ':duedir', head[2], dueMember(b))
-  else
-    redis.call('ZREM', base .. ':duedir', dueMember(b))
-  end
-end
+for b in pairs(dueTouched) do setDueHead(base, b) end
 for _, suffix in ipairs(dorder) do
   local key = base .. ':' .. suffix
   for f, n in pairs(decrements[suffix]) do
