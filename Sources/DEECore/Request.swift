@@ -110,8 +110,16 @@ public struct Envelope: Sendable, Equatable {
     public let arguments: [String: JSONValue]
     public let request: Request
 
+    /// The arguments as canonical JSON (what the router copies into an inbox entry).
+    public var canonicalArguments: String { JSONValue.object(arguments).canonical }
+
     /// Identifies the command's content for requestId reuse checks: SHA-256 of the type and canonical arguments.
-    public var fingerprint: String { Hex.sha256(type + "\n" + JSONValue.object(arguments).canonical) }
+    public var fingerprint: String { Self.fingerprint(type: type, canonicalArguments: canonicalArguments) }
+
+    /// ``fingerprint`` from arguments already printed (the router prints them once for both).
+    public static func fingerprint(type: String, canonicalArguments: String) -> String {
+        Hex.sha256(type + "\n" + canonicalArguments)
+    }
 }
 
 /// The partial header of an entry whose decoding failed: enough to reply to it.

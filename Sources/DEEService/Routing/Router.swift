@@ -143,11 +143,15 @@ final class Router: Sendable {
         let header: EntryHeader
         let address: ReplyAddress
         let envelope: Result<Envelope, DEEError>
+        /// The arguments as canonical JSON and the fingerprint, printed once per entry (nil when decoding failed):
+        /// the claim, the inbox copy and the plan registry all use them.
+        let printed: (arguments: String, fingerprint: String)?
 
         /// The requestId a changing command claims (read-only commands store nothing, so claim nothing).
         var claim: (requestId: String, fingerprint: String)? {
-            guard case .success(let e) = envelope, let rid = e.requestId, !e.request.isReadOnly else { return nil }
-            return (rid, e.fingerprint)
+            guard case .success(let e) = envelope, let rid = e.requestId, !e.request.isReadOnly, let printed
+            else { return nil }
+            return (rid, printed.fingerprint)
         }
     }
 
@@ -156,7 +160,12 @@ final class Router: Sendable {
         let address = ReplyAddress(
             replyTo: header.replyTo.flatMap { decoder.validReplyTo($0) ? $0 : nil },
             requestId: header.requestId ?? entry.id, commandId: entry.id, type: header.type ?? "")
-        return Decoded(header: header, address: address, envelope: Result { () throws(DEEError) in try decoder.decode(entry.fields) })
+        let envelope = Result { () throws(DEEError) in try decoder.decode(entry.fields) }
+        let printed = (try? envelope.get()).map { e in
+            let arguments = e.canonicalArguments
+            return (arguments, Envelope.fingerprint(type: e.type, canonicalArguments: arguments))
+        }
+        return Decoded(header: header, address: address, envelope: envelope, printed: printed)
     }
 
     /// Claims the requestIds of a batch (SPEC 5: the same requestId with another type or other arguments is refused,
@@ -190,8 +199,11 @@ final class Router: Sendable {
         let header = decoded.header
         let address = decoded.address
         let envelope: Envelope
+        let printed: (arguments: String, fingerprint: String)
         switch decoded.envelope {
-        case .success(let e): envelope = e
+        case .success(let e):
+            envelope = e
+            printed = decoded.printed ?? (e.canonicalArguments, e.fingerprint)
         case .failure(let error):
             reject(entry.id, header: header, error: error, address: address, &out)
             return
@@ -211,11 +223,11 @@ final class Router: Sendable {
         switch envelope.request {
         case .registerPlan(let plan):
             let r = try plans.register(
-                plan, requestKey: requestKey, fingerprint: envelope.fingerprint,
+                plan, requestKey: requestKey, fingerprint: printed.fingerprint,
                 ttl: envelope.requestId == nil ? config.implicitResultSeconds : config.dedupeWindowSeconds, redis)
             out.latest[plan.id] = nil
             if let stored = r.stored {
-                reply(repeatOf: stored, fingerprint: envelope.fingerprint, address: address, &out)
+                reply(repeatOf: stored, fingerprint: printed.fingerprint, address: address, &out)
             } else {
                 var result: [String: JSONValue] = [
                     "planId": .string(plan.id), "version": .int(r.version), "created": .bool(r.created),
@@ -293,8 +305,8 @@ final class Router: Sendable {
             targets = shares.isEmpty ? [0] : shares.keys.sorted()
         }
         let inbox = InboxEntry(
-            type: envelope.type, requestId: envelope.requestId, fingerprint: envelope.fingerprint,
-            replyTo: address.replyTo, actor: envelope.actor, args: JSONValue.object(envelope.arguments).canonical,
+            type: envelope.type, requestId: envelope.requestId, fingerprint: printed.fingerprint,
+            replyTo: address.replyTo, actor: envelope.actor, args: printed.arguments,
             parts: targets.count, targets: targets.count > 1 ? targets : nil, planVersion: planVersion,
             failure: failure?.json.canonical)
         for p in targets {
