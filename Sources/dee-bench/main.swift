@@ -62,79 +62,98 @@ struct Bench: ParsableCommand {
             row("mixed", "\(Int(mixed.rate)) commands/s; p50 \(ms(mixed.p50)), p99 \(ms(mixed.p99))")
             return
         }
-        let withIds = try executeWorkload(config, requestIds: true, tag: "i")
-        row(
-            "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands",
-            "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
-        let noIds = try executeWorkload(config, requestIds: false, tag: "e")
-        row(
-            "`execute` without `requestId`, same shape",
-            "\(Int(noIds.rate)) commands/s; p50 \(ms(noIds.p50)), p99 \(ms(noIds.p99)); with/without = \(String(format: "%.2f", withIds.rate / noIds.rate))")
-        // The executes above made runs whose first step is due at the next tick: step them now, untimed, so the
-        // mixed workload's ticks step only the runs it makes itself.
-        _ = try client.call(["type", "tick"], timeout: 600)
-        let mixed = try mixedWorkload(config)
-        row(
-            "mixed: per 200 commands 100 `execute` with and 40 without `requestId`, 16 `signal`, 10 `actionResult`, 6 `pauseRun` + 6 `resumeRun`, 12 reads, 1 `tick`; every changing command but the 40 plain executes carries a `requestId`",
-            "\(Int(mixed.rate)) commands/s; p50 \(ms(mixed.p50)), p99 \(ms(mixed.p99)); mixed/execute with `requestId` = \(String(format: "%.2f", mixed.rate / withIds.rate))")
-        let executeRate = withIds.rate
-        let done = Array(repeating: 0.0, count: withIds.count + noIds.count + mixed.created)
+        // Runs made so far (the tick workload tops them up to tickRuns).
+        var made = 0
+        var executeRate: Double?
+        if workloads.contains("execute") {
+            let withIds = try executeWorkload(config, requestIds: true, tag: "i")
+            row(
+                "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands",
+                "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
+            let noIds = try executeWorkload(config, requestIds: false, tag: "e")
+            row(
+                "`execute` without `requestId`, same shape",
+                "\(Int(noIds.rate)) commands/s; p50 \(ms(noIds.p50)), p99 \(ms(noIds.p99)); with/without = \(String(format: "%.2f", withIds.rate / noIds.rate))")
+            executeRate = withIds.rate
+            made += withIds.count + noIds.count
+        }
+        if workloads.contains("mixed") {
+            // The executes above made runs whose first step is due at the next tick: step them now, untimed, so the
+            // mixed workload's ticks step only the runs it makes itself.
+            _ = try client.call(["type", "tick"], timeout: 600)
+            let mixed = try mixedWorkload(config)
+            let ratio = executeRate.map { "; mixed/execute with `requestId` = \(String(format: "%.2f", mixed.rate / $0))" } ?? ""
+            row(
+                "mixed: per 200 commands 100 `execute` with and 40 without `requestId`, 16 `signal`, 10 `actionResult`, 6 `pauseRun` + 6 `resumeRun`, 12 reads, 1 `tick`; every changing command but the 40 plain executes carries a `requestId`",
+                "\(Int(mixed.rate)) commands/s; p50 \(ms(mixed.p50)), p99 \(ms(mixed.p99))\(ratio)")
+            made += mixed.created
+        }
 
         // 2. The same writes straight to Redis: the apply script, no engine.
-        let raw = try rawBaseline(config, count: withIds.count)
-        row(
-            "raw baseline: the engine's grouped apply scripts for the same executes with `requestId` (run, indexes, enrollment, audit, events, actions, stored result), \(producers) connections, no engine",
-            "\(Int(raw)) writes/s; engine/raw = \(String(format: "%.2f", executeRate / raw))")
+        if workloads.contains("raw") {
+            let raw = try rawBaseline(config, count: executes / producers * producers)
+            let ratio = executeRate.map { "; engine/raw = \(String(format: "%.2f", $0 / raw))" } ?? ""
+            row(
+                "raw baseline: the engine's grouped apply scripts for the same executes with `requestId` (run, indexes, enrollment, audit, events, actions, stored result), \(producers) connections, no engine",
+                "\(Int(raw)) writes/s\(ratio)")
+        }
 
         // 3. bulkExecute.
-        let contacts = (0..<bulk).map { #"{"id":"b\#($0)","email":"x@y.z"}"# }.joined(separator: ",")
-        let t0 = Date()
-        let r = try client.call(["type", "bulkExecute", "planId", "bench", "contacts", "[\(contacts)]", "batchSize", "1000"], timeout: 600)
-        let bulkRate = Double(bulk) / Date().timeIntervalSince(t0)
-        row("`bulkExecute` of \(bulk) contacts (batchSize 1000)", "\(Int(bulkRate)) contacts/s (\(r["ok"] == "true" ? "ok" : r["message"] ?? "failed"))")
+        if workloads.contains("bulk") {
+            let contacts = (0..<bulk).map { #"{"id":"b\#($0)","email":"x@y.z"}"# }.joined(separator: ",")
+            let t0 = Date()
+            let r = try client.call(["type", "bulkExecute", "planId", "bench", "contacts", "[\(contacts)]", "batchSize", "1000"], timeout: 600)
+            let bulkRate = Double(bulk) / Date().timeIntervalSince(t0)
+            row("`bulkExecute` of \(bulk) contacts (batchSize 1000)", "\(Int(bulkRate)) contacts/s (\(r["ok"] == "true" ? "ok" : r["message"] ?? "failed"))")
+            made += bulk
+        }
 
         // 4. A tick over tickRuns active runs.
-        var have = done.count + bulk
-        var k = 0
-        while have < tickRuns {
-            let n = min(100_000, tickRuns - have)
-            let more = (0..<n).map { #"{"id":"t\#(k)-\#($0)","email":"x@y.z"}"# }.joined(separator: ",")
-            _ = try client.call(["type", "bulkExecute", "planId", "bench", "contacts", "[\(more)]", "batchSize", "1000"], timeout: 600)
-            have += n
-            k += 1
+        if workloads.contains("tick") {
+            var have = made
+            var k = 0
+            while have < tickRuns {
+                let n = min(100_000, tickRuns - have)
+                let more = (0..<n).map { #"{"id":"t\#(k)-\#($0)","email":"x@y.z"}"# }.joined(separator: ",")
+                _ = try client.call(["type", "bulkExecute", "planId", "bench", "contacts", "[\(more)]", "batchSize", "1000"], timeout: 600)
+                have += n
+                k += 1
+            }
+            let t1 = Date()
+            let tick = try client.call(["type", "tick"], timeout: 1200)
+            let tickSeconds = Date().timeIntervalSince(t1)
+            let stepped = (tick["result"].flatMap(JSONValue.parse)?.object?["stepped"]?.int) ?? 0
+            row("a tick stepping \(stepped) active runs", "\(Int(Double(stepped) / tickSeconds)) run-steps/s (\(String(format: "%.1f", tickSeconds)) s)")
         }
-        let t1 = Date()
-        let tick = try client.call(["type", "tick"], timeout: 1200)
-        let tickSeconds = Date().timeIntervalSince(t1)
-        let stepped = (tick["result"].flatMap(JSONValue.parse)?.object?["stepped"]?.int) ?? 0
-        row("a tick stepping \(stepped) active runs", "\(Int(Double(stepped) / tickSeconds)) run-steps/s (\(String(format: "%.1f", tickSeconds)) s)")
 
         // 5. listRuns on all those runs.
-        let timeWindow = startWindow(redis)
-        let shapes: [(String, [String])] = [
-            ("by status", ["status", "active"]),
-            ("by plan", ["planId", "bench"]),
-            ("by contact", ["contactId", "b777"]),
-            ("by time window", ["startedAfter", String(timeWindow.0), "startedBefore", String(timeWindow.1)]),
-            ("status + contact", ["status", "active", "contactId", "b777"]),
-            ("status + plan", ["status", "active", "planId", "bench"]),
-            ("deep offset (100000)", ["status", "active", "offset", "100000"]),
-        ]
-        for (name, args) in shapes {
-            let n = name.contains("+ plan") ? max(5, queries / 20) : queries
-            var lat: [Double] = []
-            var total = 0
-            for _ in 0..<n {
-                let q0 = Date()
-                let reply = try client.call(["type", "listRuns", "limit", "50"] + args, timeout: 120)
-                lat.append(Date().timeIntervalSince(q0))
-                total = reply["result"].flatMap(JSONValue.parse)?.object?["total"]?.int ?? -1
+        if workloads.contains("list") {
+            let timeWindow = startWindow(redis)
+            let shapes: [(String, [String])] = [
+                ("by status", ["status", "active"]),
+                ("by plan", ["planId", "bench"]),
+                ("by contact", ["contactId", "b777"]),
+                ("by time window", ["startedAfter", String(timeWindow.0), "startedBefore", String(timeWindow.1)]),
+                ("status + contact", ["status", "active", "contactId", "b777"]),
+                ("status + plan", ["status", "active", "planId", "bench"]),
+                ("deep offset (100000)", ["status", "active", "offset", "100000"]),
+            ]
+            for (name, args) in shapes {
+                let n = name.contains("+ plan") ? max(5, queries / 20) : queries
+                var lat: [Double] = []
+                var total = 0
+                for _ in 0..<n {
+                    let q0 = Date()
+                    let reply = try client.call(["type", "listRuns", "limit", "50"] + args, timeout: 120)
+                    lat.append(Date().timeIntervalSince(q0))
+                    total = reply["result"].flatMap(JSONValue.parse)?.object?["total"]?.int ?? -1
+                }
+                row("`listRuns` \(name), page of 50, \(n) queries", "p50 \(ms(percentile(lat, 0.5))), p99 \(ms(percentile(lat, 0.99))); total \(total)")
             }
-            row("`listRuns` \(name), page of 50, \(n) queries", "p50 \(ms(percentile(lat, 0.5))), p99 \(ms(percentile(lat, 0.99))); total \(total)")
         }
 
         // 6. Memory per run.
-        row("Redis memory", try memory(redis))
+        if workloads.contains("memory") { row("Redis memory", try memory(redis)) }
 
         try writeTable()
     }
