@@ -14,7 +14,7 @@ import Darwin
 
 /// The `dee` command as a user drives it: the built executable, a real Redis and a `dee serve` child process; its
 /// output (tables, and `--json` parsed) and its exit codes.
-@Suite(.serialized) struct CLITests {
+@Suite(.serialized, .offPool) struct CLITests {
     static let jane = #"{"id":"contact_123","email":"jane@example.com"}"#
 
     @Test func planRegisterRunExecuteAndRunsList() throws {

@@ -11,7 +11,7 @@ import Testing
 
 /// docs/ACCESS.md, for real: the documented `ACL SETUSER` lines on a Redis of the test's own, an engine connected as
 /// `dee-engine` (password with special characters, percent-encoded in the URL), producers behind front doors.
-@Suite("Access control")
+@Suite("Access control", .offPool)
 struct AccessControlTests {
     /// Log lines (message and metadata) of an engine, to check that no secret is ever printed.
     final class LogCapture: Sendable {
@@ -105,7 +105,7 @@ struct AccessControlTests {
         let task = Task { try await engine.run() }
         defer { task.cancel() }
 
-        try await TestEngine.offPool {
+        try await offPool {
             let alice = try Self.connect(Self.url(redis, user: "dee-producer-alice", encodedPassword: "alice-secret"))
             let bob = try Self.connect(Self.url(redis, user: "dee-producer-bob", encodedPassword: "bob-secret"))
             let aliceReplies = "\(prefix):replies:alice:main"
@@ -227,7 +227,7 @@ struct AccessControlTests {
                 url: Self.url(redis, user: AccessControl.engineUser, encodedPassword: "wr%40ng%25pw")),
             logger: wrongCapture.logger())
         let wrongTask = Task { try await wrongEngine.run() }
-        try await TestEngine.offPool {
+        try await offPool {
             _ = eventually(timeout: 10) { wrongCapture.text.contains("WRONGPASS") }
         }
         wrongTask.cancel()

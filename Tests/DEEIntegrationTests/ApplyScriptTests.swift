@@ -6,7 +6,7 @@ import Redis
 import Testing
 
 /// The apply script's write list (ChangeSet.arguments) against a real Redis, below the engine.
-@Suite("apply script")
+@Suite("apply script", .offPool)
 struct ApplyScriptTests {
     struct Fixture {
         let prefix: String

@@ -7,7 +7,7 @@ import Testing
 
 /// Layout 3's contact records (Sources/DEEStore/ContactRecords.swift): the Lua and Swift halves agree, and the
 /// apply script's record writes keep one token per run, tagged while open.
-@Suite("contact records")
+@Suite("contact records", .offPool)
 struct ContactRecordsTests {
     /// The bucket of a contact, computed in Lua by the scripts that find a record themselves, is the engine's.
     @Test func luaAndSwiftPutAContactInTheSameBucket() throws {

@@ -80,7 +80,7 @@ import Darwin
         let executable = try #require(
             Self.deeExecutable(), "the dee executable was not found beside the tests; build it with `swift build --product dee`")
         let prefix = TestRedis.uniquePrefix()
-        try await TestEngine.offPool {
+        try await offPool {
             let redis = try RedisConfiguration(url: url).makeConnection()
             defer { _ = try? redis.unlinkKeys(matching: "\(prefix):*") }
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("dee-crash-\(prefix).log")
@@ -184,7 +184,7 @@ import Darwin
             Self.deeExecutable(), "the dee executable was not found beside the tests; build it with `swift build --product dee`")
         let url = try TestRedis.url()
         let prefix = TestRedis.uniquePrefix()
-        try await TestEngine.offPool {
+        try await offPool {
             let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
             defer { _ = try? redis.unlinkKeys(matching: "\(prefix):*") }
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("dee-crash-bulk-\(prefix).log")

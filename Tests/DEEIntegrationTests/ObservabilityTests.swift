@@ -16,7 +16,7 @@ import Darwin
     static let flags = ["--partitions", "2", "--metrics-port", "0", "--log-format", "json", "--log-level", "debug"]
 
     @Test(.timeLimit(.minutes(2))) func metricsHealthAndJSONLogsOfARealEngine() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let executable = try #require(CrashTests.deeExecutable(), "build the dee executable first")
             let url = try TestRedis.url()
             let prefix = TestRedis.uniquePrefix()
@@ -89,7 +89,7 @@ import Darwin
     }
 
     @Test(.timeLimit(.minutes(2))) func healthzSays503WhileRedisIsDown() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let executable = try #require(CrashTests.deeExecutable(), "build the dee executable first")
             let dedicated = try DedicatedRedis(arguments: [])
             defer { dedicated.killHard() }

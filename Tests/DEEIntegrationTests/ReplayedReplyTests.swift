@@ -16,7 +16,7 @@ struct ReplayedReplyTests {
         let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
 
         let a = Task { try await TestEngine.engine(prefix, consumer: "a", url: url).run() }
-        let first: [(id: String, runId: String)] = try await TestEngine.offPool {
+        let first: [(id: String, runId: String)] = try await offPool {
             try client.register(examplePlan)
             return try (0..<3).map { i in
                 let id = try client.send("execute", ["planId": "welcome", "contact": contact("again\(i)")])
@@ -35,7 +35,7 @@ struct ReplayedReplyTests {
         try redis.call(["DEL", client.replyStream])
 
         let b = Task { try await TestEngine.engine(prefix, consumer: "b", url: url).run() }
-        try await TestEngine.offPool {
+        try await offPool {
             for (id, runId) in first {
                 let again = try client.reply(to: id)
                 #expect(again.ok, "\(again.fields)")
@@ -46,6 +46,6 @@ struct ReplayedReplyTests {
         }
         b.cancel()
         _ = try? await b.value
-        try await TestEngine.offPool { try redis.unlinkKeys(matching: "\(prefix):*") }
+        try await offPool { try redis.unlinkKeys(matching: "\(prefix):*") }
     }
 }

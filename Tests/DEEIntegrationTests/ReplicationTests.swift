@@ -29,7 +29,7 @@ import Testing
         }
         let task = Task { try await engine.run() }
         defer { task.cancel() }
-        try await TestEngine.offPool {
+        try await offPool {
             let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: primary.url)), prefix: prefix)
             let onReplica = RedisConnection(configuration: try RedisConfiguration(url: replica.url))
             try client.register(simplePlan("r"))

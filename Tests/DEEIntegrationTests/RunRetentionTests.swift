@@ -152,7 +152,7 @@ import Testing
 
         // The data, written by an engine without retention.
         let setup = try start("ret-setup", retention: false)
-        let open = try await TestEngine.offPool {
+        let open = try await offPool {
             try expectOK(client.at("\(m)-1", "registerPlan", ["plan": simplePlan("bulk")]))
             let contacts = { (p: String, n: Int) in
                 "[" + (0..<n).map { contact("\(p)\($0)") }.joined(separator: ",") + "]"
@@ -174,20 +174,20 @@ import Testing
 
         // The first engine with retention removes some, 50 runs per script, then dies.
         let first = try start("ret-a", retention: true)
-        let removedSome = try await TestEngine.offPool {
+        let removedSome = try await offPool {
             try eventually(timeout: 60) { try env.removed() >= 100 }
         }
         first.cancel()
         _ = try? await first.value
-        let atKill = try await TestEngine.offPool { try env.removed() }
+        let atKill = try await offPool { try env.removed() }
         #expect(removedSome && atKill < 1201, "removed \(atKill) before the kill")
 
         // Its successor continues: every old run goes, exactly once, and the open one stays.
         let second = try start("ret-b", retention: true)
-        let done = try await TestEngine.offPool {
+        let done = try await offPool {
             try eventually(timeout: 90) { try env.removed() >= 1201 }
         }
-        try await TestEngine.offPool {
+        try await offPool {
             let removed = try env.removed()
             #expect(done, "removed \(removed)")
             // A few more rounds change nothing.

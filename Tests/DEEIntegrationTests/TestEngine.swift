@@ -70,16 +70,6 @@ enum TestEngine {
         // Clean up this test's keys (never FLUSHALL: other tests share the server).
         try await offPool { try redis.unlinkKeys(matching: "\(prefix):*") }
     }
-
-    /// Runs a blocking body on a thread of its own: the global dispatch queue adds threads slowly when its
-    /// work blocks, which stalled many tests started at once.
-    static func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread { continuation.resume(with: Result { try body() }) }
-            thread.stackSize = 4 << 20
-            thread.start()
-        }
-    }
 }
 
 extension DEEReply {

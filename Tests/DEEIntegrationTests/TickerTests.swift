@@ -36,10 +36,10 @@ struct TickerTests {
         let a = Task { try await engine(prefix, consumer: "a", url: url).run() }
         let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
 
-        let ticked = try await TestEngine.offPool { [self] in try eventually(20) { try tick(client) >= 3 } }
+        let ticked = try await offPool { [self] in try eventually(20) { try tick(client) >= 3 } }
         #expect(ticked, "the ticker never advanced the clock")
         // The lease (3 s) may lapse for a moment on a starved machine and be taken again: poll for the holder.
-        let heldByA = try await TestEngine.offPool { [self] in
+        let heldByA = try await offPool { [self] in
             try eventually(20) { try redis.call(["GET", "\(prefix):ticker"]).string == "a/test" }
         }
         #expect(heldByA, "A never held the ticker lease")
@@ -49,12 +49,12 @@ struct TickerTests {
         _ = try? await a.value
         let b = Task { try await engine(prefix, consumer: "b", url: url).run() }
         defer { b.cancel() }
-        let before = try await TestEngine.offPool { [self] in try tick(client) }
-        let resumed = try await TestEngine.offPool { [self] in
+        let before = try await offPool { [self] in try tick(client) }
+        let resumed = try await offPool { [self] in
             try eventually(30) { try tick(client) >= before + 3 }
         }
         #expect(resumed, "no tick after the first ticker stopped")
-        let heldByB = try await TestEngine.offPool { [self] in
+        let heldByB = try await offPool { [self] in
             try eventually(20) { try redis.call(["GET", "\(prefix):ticker"]).string == "b/test" }
         }
         #expect(heldByB, "B never held the ticker lease")

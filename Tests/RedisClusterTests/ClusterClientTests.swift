@@ -5,7 +5,7 @@ import Testing
 
 /// The cluster client against the shared six-node test cluster. Serialized: some tests move slots or fail masters
 /// over, and each leaves the cluster healthy for the next.
-@Suite("Redis Cluster client", .serialized)
+@Suite("Redis Cluster client", .serialized, .offPool)
 struct ClusterClientTests {
     @Test func detectsClusterMode() throws {
         let cluster = try ClusterSupport.cluster()

@@ -3,7 +3,7 @@ import Foundation
 import Redis
 import Testing
 
-@Suite("evalScriptPipelined")
+@Suite("evalScriptPipelined", .offPool)
 struct PipelinedScriptTests {
     static let script = "redis.call('RPUSH', KEYS[1], ARGV[1]) return 'OK'"
 

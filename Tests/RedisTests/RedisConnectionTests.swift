@@ -3,7 +3,7 @@ import Foundation
 import Redis
 import Testing
 
-@Suite("RedisConnection")
+@Suite("RedisConnection", .offPool)
 struct RedisConnectionTests {
     @Test func sendAndCallReplyKinds() throws {
         let p = TestRedis.uniquePrefix()

@@ -23,13 +23,13 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(6))) func noFaultTwoEngines() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             Self.expectClean(try Self.harness(seed: 11).run("two engines, no fault", engines: 2) { _, _ in })
         }
     }
 
     @Test(.timeLimit(.minutes(6))) func twoEnginesOneKilledMidLoad() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let row = try Self.harness(seed: 12).run("two engines, kill -9 one mid-load", engines: 2) { faults, wave in
                 if wave == 2 {
                     faults.randomMoment(300)
@@ -41,7 +41,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(6))) func oneEngineKilledAtRandomMoments() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let row = try Self.harness(seed: 13).run("one engine, kill -9 at random moments", engines: 1) { faults, wave in
                 if wave % 2 == 0 {
                     faults.randomMoment(400)
@@ -53,7 +53,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(6))) func twoEnginesKilledAtRandomMoments() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let row = try Self.harness(seed: 14).run("two engines, kill -9 at random moments", engines: 2) { faults, _ in
                 faults.randomMoment(400)
                 faults.killRandomEngine()
@@ -63,7 +63,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(6))) func sigtermUnderLoad() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let row = try Self.harness(seed: 15).run("two engines, SIGTERM under load", engines: 2) { faults, wave in
                 if wave % 3 == 1 {
                     faults.randomMoment(200)
@@ -75,7 +75,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(6))) func redisRestartedGracefully() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let redis = try DedicatedRedis(arguments: ["--appendonly", "yes", "--appendfsync", "everysec"])
             let row = try Self.harness(url: redis.url, seed: 16).run(
                 "Redis SHUTDOWN and restart under load (AOF)", engines: 2, redis: redis
@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(6))) func redisKilledWithAppendfsyncAlways() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let redis = try DedicatedRedis(arguments: ["--appendonly", "yes", "--appendfsync", "always"])
             let row = try Self.harness(url: redis.url, seed: 17).run(
                 "Redis kill -9 and restart under load (appendfsync always)", engines: 2, redis: redis
@@ -105,7 +105,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(6))) func connectionsCutUnderLoad() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let redis = try DedicatedRedis(arguments: [])
             let row = try Self.harness(url: redis.url, seed: 18).run(
                 "two engines, every connection cut under load", engines: 2, redis: redis
@@ -117,7 +117,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(6))) func redisAtMaxmemoryRefusesWrites() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let redis = try DedicatedRedis(arguments: [])
             let row = try Self.harness(url: redis.url, seed: 19).run(
                 "Redis at maxmemory (noeviction) twice for 2 s under load", engines: 1, redis: redis
@@ -133,7 +133,7 @@ import Testing
 
     /// Redis unreachable at start-up: a clear message and retries, not an exit; once Redis is there, it serves.
     @Test(.timeLimit(.minutes(2))) func engineWaitsForRedisAtStartUp() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let executable = try #require(CrashTests.deeExecutable())
             let redis = try DedicatedRedis(arguments: [])
             redis.killHard()

@@ -24,7 +24,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(6))) func twoEnginesOnAClusterNoFault() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             var (harness, _) = try Self.harness(seed: 31)
             // The fault-free run on one Redis: every reply, run, audit entry, event and action request the same.
             harness.oracleURL = try TestRedis.url()
@@ -35,7 +35,7 @@ import Testing
 
     /// kill -9 at random moments: inside a routed batch, an owner's round, a tick or a bulk command.
     @Test(.timeLimit(.minutes(6))) func twoEnginesOnAClusterKilledAtRandomMoments() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let (harness, _) = try Self.harness(seed: 32)
             let row = try harness.run("cluster: two engines, kill -9 at random moments", engines: 2) { faults, _ in
                 faults.randomMoment(400)
@@ -49,7 +49,7 @@ import Testing
     /// over (about 4 s with the cluster's 2 s node timeout), the engines find the new map and go on; the killed node
     /// rejoins as a replica. Nothing a replica did not have was acknowledged or replied, so nothing is lost.
     @Test(.timeLimit(.minutes(8))) func ingressMasterFailsOverUnderLoad() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let (harness, cluster) = try Self.harness(seed: 33, replicas: 1)
             let row = try harness.run("cluster: kill -9 of the ingress master under load (WAIT 1)", engines: 2) {
                 faults, wave in
@@ -94,7 +94,7 @@ import Testing
     /// (`CLUSTER SETSLOT … IMPORTING/MIGRATING`, `MIGRATE` of its keys, `SETSLOT … NODE` on every master), engines
     /// started again. Every run is found where the engine looks, and commands go on.
     @Test(.timeLimit(.minutes(4))) func aPartitionMovedToAnotherMasterWhileTheEnginesAreStopped() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let executable = try #require(CrashTests.deeExecutable(), "build dee first: swift build --product dee")
             let cluster = try Self.ownCluster.get()
             let prefix = TestRedis.uniquePrefix()
@@ -165,7 +165,7 @@ import Testing
     /// (merged order across nodes), exact totals, stats, after a bulkExecute, ticks and a bulkCancel. And the CLI on
     /// a plain URL of a cluster node (cluster mode detected): stats, and events tail reading every node.
     @Test(.timeLimit(.minutes(4))) func readsAcrossNodesAnswerAsOneRedisDoes() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let executable = try #require(CrashTests.deeExecutable(), "build dee first: swift build --product dee")
             let cluster = try Self.ownCluster.get()
             let plainNode = "redis://127.0.0.1:\(cluster.ports[1])"

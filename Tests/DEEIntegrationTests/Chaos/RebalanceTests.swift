@@ -22,7 +22,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(4))) func processesShareThePartitionsAsTheyJoinAndLeave() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let executable = try #require(CrashTests.deeExecutable(), "build dee first: swift build --product dee")
             let url = try TestRedis.url()
             let prefix = TestRedis.uniquePrefix()
@@ -75,7 +75,7 @@ import Testing
     /// partitions between live processes (the restarted one takes its share back), and the outcome is the
     /// fault-free run's.
     @Test(.timeLimit(.minutes(6))) func rebalancingUnderLoadLosesAndDoublesNothing() async throws {
-        try await TestEngine.offPool {
+        try await offPool {
             let executable = try #require(CrashTests.deeExecutable(), "build dee first: swift build --product dee")
             let harness = ChaosHarness(executable: executable, url: try TestRedis.url(), partitions: 4, seed: 21)
             let row = try harness.run("three engines on 4 partitions, rebalancing under SIGTERM and kill -9", engines: 3) {
