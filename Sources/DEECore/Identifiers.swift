@@ -43,16 +43,43 @@ public struct EntryID: Sendable, Hashable, Comparable, CustomStringConvertible {
         self.seq = seq
     }
 
+    /// Parses `ms-seq` (decimal digits only, each part at most UInt64.max); nil for anything else.
     public init?(_ text: String) {
-        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 2, let ms = UInt64(parts[0]), let seq = UInt64(parts[1]) else { return nil }
+        var text = text
+        guard let (ms, seq) = text.withUTF8({ Self.parse($0) }) else { return nil }
         self.ms = ms
         self.seq = seq
+    }
+
+    /// Byte-wise: `split` and two `UInt64(Substring)` were 1.5 % of the owner's CPU (every entry id and run id).
+    static func parse<C: RandomAccessCollection>(_ bytes: C) -> (UInt64, UInt64)? where C.Element == UInt8 {
+        guard let dash = bytes.firstIndex(of: 45),
+            let ms = Digits.parse(bytes[bytes.startIndex..<dash]),
+            let seq = Digits.parse(bytes[bytes.index(after: dash)...])
+        else { return nil }
+        return (ms, seq)
     }
 
     public var description: String { "\(ms)-\(seq)" }
 
     public static func < (a: EntryID, b: EntryID) -> Bool { (a.ms, a.seq) < (b.ms, b.seq) }
+}
+
+/// Decimal digits as an unsigned number.
+enum Digits {
+    /// nil when empty, when a byte is not 0-9, or past UInt64.max.
+    static func parse<C: Collection>(_ bytes: C) -> UInt64? where C.Element == UInt8 {
+        guard !bytes.isEmpty else { return nil }
+        var v: UInt64 = 0
+        for b in bytes {
+            guard b >= 48, b <= 57 else { return nil }
+            let (m, o1) = v.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(b - 48))
+            guard !o1, !o2 else { return nil }
+            v = a
+        }
+        return v
+    }
 }
 
 /// Run ids: `<ms:13>-<seq:6>-<index:5>-<partition>`, derived from the ingress entry id of the command that
@@ -88,11 +115,18 @@ public enum RunID {
     /// The millisecond, entry sequence and index of a run id with the usual widths (13, 6 and 5 digits); nil
     /// for anything else (a wider sequence or index no longer sorts with the others as a string).
     public static func components(of runID: String) -> (ms: UInt64, seq: UInt64, index: UInt64)? {
-        let parts = runID.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0].count == 13, parts[1].count == 6, parts[2].count == 5,
-            let ms = UInt64(parts[0]), let seq = UInt64(parts[1]), let index = UInt64(parts[2])
-        else { return nil }
-        return (ms, seq, index)
+        // Byte-wise (`split` was 2 % of the owner's CPU): 13 digits, "-", 6 digits, "-", 5 digits, "-", then a
+        // partition with no further "-".
+        func parse(_ b: UnsafeBufferPointer<UInt8>) -> (UInt64, UInt64, UInt64)? {
+            guard b.count >= 27, b[13] == 45, b[20] == 45, b[26] == 45, !b[27...].contains(45),
+                let ms = Digits.parse(b[0..<13]), let seq = Digits.parse(b[14..<20]),
+                let index = Digits.parse(b[21..<26])
+            else { return nil }
+            return (ms, seq, index)
+        }
+        var id = runID
+        guard let parts = id.withUTF8(parse) else { return nil }
+        return (parts.0, parts.1, parts.2)
     }
 
     private static func pad(_ n: UInt64, _ width: Int) -> String {

@@ -11,7 +11,35 @@ public enum Timestamp {
         let mi = (msOfDay / 60_000) % 60
         let s = (msOfDay / 1000) % 60
         let milli = msOfDay % 1000
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(milli, 3))Z"
+        guard (0...9999).contains(y) else {
+            return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(h, 2)):\(pad(mi, 2)):\(pad(s, 2)).\(pad(milli, 3))Z"
+        }
+        // Years 0…9999 (every clock a run sees): 24 bytes written in place; interpolation was 3 % of the owner's CPU
+        // (a run's reply, its audit entry and its event each print a timestamp).
+        return String(unsafeUninitializedCapacity: 24) { out in
+            func put(_ value: Int64, _ width: Int, at start: Int) {
+                var v = value
+                for i in stride(from: start + width - 1, through: start, by: -1) {
+                    out[i] = UInt8(truncatingIfNeeded: 48 + v % 10)
+                    v /= 10
+                }
+            }
+            put(y, 4, at: 0)
+            out[4] = 45
+            put(m, 2, at: 5)
+            out[7] = 45
+            put(d, 2, at: 8)
+            out[10] = 84
+            put(h, 2, at: 11)
+            out[13] = 58
+            put(mi, 2, at: 14)
+            out[16] = 58
+            put(s, 2, at: 17)
+            out[19] = 46
+            put(milli, 3, at: 20)
+            out[23] = 90
+            return 24
+        }
     }
 
     /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|±HH:MM)`, or epoch milliseconds as digits.

@@ -132,6 +132,17 @@ struct IdentifierTests {
         #expect(RunID.partition(of: text) == nil)
     }
 
+    /// Entry ids are parsed byte by byte: digits only, each part within UInt64.
+    @Test func entryIDParsing() {
+        #expect(EntryID("0-0") == EntryID(ms: 0, seq: 0))
+        #expect(EntryID("18446744073709551615-18446744073709551615") == EntryID(ms: .max, seq: .max))
+        for bad in ["", "-", "1-", "-1", "1", "1-2-3", "+1-2", "1-+2", "18446744073709551616-0", "0-18446744073709551616",
+            "1 -2", "١-2", "1-2 "]
+        {
+            #expect(EntryID(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func runIDLowerBound() {
         let entry = EntryID(ms: 1_795_428_000_000, seq: 3)
         let bound = RunID.lowerBound(for: entry)
@@ -148,6 +159,11 @@ struct IdentifierTests {
         #expect(RunID.components(of: id)! == (1_795_428_000_000, 3, 42))
         #expect(RunID.components(of: "1795428000000-3-42-7") == nil)
         #expect(RunID.components(of: "not-a-run-id") == nil)
+        #expect(RunID.components(of: "1795428000000-000003-00042-") ?? (0, 0, 0) == (1_795_428_000_000, 3, 42))
+        #expect(RunID.components(of: "1795428000000-000003-00042-7-1") == nil)
+        #expect(RunID.components(of: "+795428000000-000003-00042-7") == nil)
+        #expect(RunID.components(of: "1795428000000-00000x-00042-7") == nil)
+        #expect(RunID.components(of: "1795428000000-000003-00042") == nil)
         #expect(id < RunID.bound(ms: 1_795_428_000_000, seq: 3, index: 42))
         #expect(RunID.bound(ms: 1_795_428_000_000, seq: 3, index: 41) < id)
         #expect(id < RunID.bound(ms: 1_795_428_000_000))

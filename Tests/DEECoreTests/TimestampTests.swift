@@ -13,10 +13,17 @@ struct TimestampTests {
         (-1, "1969-12-31T23:59:59.999Z"),
         (-14_182_940_000, "1969-07-20T20:17:40.000Z"),
         (-86_400_000, "1969-12-31T00:00:00.000Z"),
+        (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+        (-62_167_219_200_000, "0000-01-01T00:00:00.000Z"),
     ])
     func iso(ms: Int64, text: String) {
         #expect(Timestamp.iso(ms) == text)
         #expect(Timestamp.parse(text) == ms, "parse is the inverse of iso")
+    }
+
+    /// Past the years 0…9999 the text is no longer 24 bytes (the general path).
+    @Test func isoOutsideFourDigitYears() {
+        #expect(Timestamp.iso(253_402_300_800_000) == "10000-01-01T00:00:00.000Z")
     }
 
     @Test func isoIsFixedWidth() {
