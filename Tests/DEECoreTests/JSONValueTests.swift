@@ -23,6 +23,14 @@ struct JSONValueTests {
         #expect(JSONValue.string("").canonical == #""""#)
     }
 
+    /// Integers are printed digit by digit: every width, both signs, and the extremes.
+    @Test func canonicalIntegers() {
+        var rng = SplitMix64(seed: 7)
+        var samples: [Int] = [0, 9, 10, -1, -9, -10, 99, 100, 1_234_567_890, .max, .min, .max - 1, .min + 1]
+        for _ in 0..<2000 { samples.append(Int(bitPattern: UInt(rng.next())) >> Int(rng.next() % 63)) }
+        for i in samples { #expect(JSONValue.int(i).canonical == String(i)) }
+    }
+
     @Test func canonicalEscaping() {
         #expect(JSONValue.string("a\"b").canonical == #""a\"b""#)
         #expect(JSONValue.string("a\\b").canonical == #""a\\b""#)

@@ -62,7 +62,6 @@ extension PartitionOwner {
                 last = entry.id
                 continue
             }
-            let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a }))
             do {
                 // Consecutive commands on single runs go through one read pipeline and grouped scripts.
                 let group = commandGroup(entries, from: index)
@@ -75,7 +74,10 @@ extension PartitionOwner {
                         continue
                     }
                 }
-                guard let fields else { throw NotAnInboxEntry() }
+                // Decoded only here: a grouped entry was decoded by commandGroup.
+                guard let fields = InboxEntry(fields: Dictionary(entry.fields, uniquingKeysWith: { a, _ in a })) else {
+                    throw NotAnInboxEntry()
+                }
                 if let r = try handle(id, fields, redis) { replies.append(r) }
             } catch {
                 // What was applied before the failure is replied and the watermark moved past it; the rest of the
