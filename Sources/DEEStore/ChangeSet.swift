@@ -30,6 +30,10 @@ public struct ChangeSet: Sendable {
     /// The stored results (explicit requestIds) of the commands of a grouped set.
     public var groupedResults: [(key: String, value: String, ttl: Int)] = []
 
+    /// The applied watermark this set must follow exactly (the apply script refuses it with GAP otherwise): set on
+    /// a chunk sent before the answer to the chunk before it. nil: no such check.
+    public var follows: EntryID?
+
     public init(entry: EntryID?) { self.entry = entry }
 
     /// One set for consecutive single-partition commands (entries in order, no batched command): one script
@@ -61,7 +65,7 @@ public struct ChangeSet: Sendable {
         var w = WriteList()
         w.argv += [
             epoch, entry?.description ?? "", (through ?? entry)?.description ?? "", batch?.key ?? "", batch.map { String($0.n) } ?? "", batch?.state ?? "",
-            String(maxlen),
+            String(maxlen), follows?.description ?? "",
         ]
         // First, so that a refused entry id (the stream's ids only grow) stops the script before other writes.
         for r in results { w.add("XADDID", PartitionKeys.resultsSuffix, [r.entry.description, "r", r.record]) }
@@ -234,4 +238,7 @@ public enum ApplyResult: Sendable, Equatable {
     case fenced
     /// This entry or batch was applied before; nothing was written.
     case alreadyApplied
+    /// The watermark is not the one the set follows (``ChangeSet/follows``): the set sent before it was not applied;
+    /// nothing was written.
+    case gap
 }

@@ -81,6 +81,7 @@ public struct PartitionStore: Sendable {
         // Redis may prefix a script's error with "ERR ".
         case .error(let e) where e.contains("FENCED"): return .fenced
         case .error(let e) where e.contains("APPLIED"): return .alreadyApplied
+        case .error(let e) where e == "GAP" || e.hasSuffix(" GAP"): return .gap
         case .error(let e): throw RedisError(.server, "apply script: \(e)")
         default: throw RedisError(.unexpectedReply, "apply script answered \(reply)")
         }

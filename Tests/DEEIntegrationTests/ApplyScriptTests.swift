@@ -146,6 +146,34 @@ struct ApplyScriptTests {
         }
     }
 
+    /// Two chunks of a group in flight (CommandBatching): the second follows the first, so when the first is refused
+    /// the second writes nothing (GAP), even though its own first entry is past the watermark; when the watermark is
+    /// the first chunk's last entry, it applies.
+    @Test func aChunkThatFollowsARefusedOneWritesNothing() throws {
+        let f = try Fixture()
+        defer { f.cleanUp() }
+        let entries = (0..<4).map { EntryID(ms: 1_800_000_000_300 + UInt64($0), seq: 0) }
+        let sets = entries.enumerated().map { i, entry in
+            var set = ChangeSet(entry: entry)
+            set.changes = [f.created(i, entry: entry)]
+            return set
+        }
+        let first = ChangeSet(group: Array(sets[0..<2]))
+        var second = ChangeSet(group: Array(sets[2..<4]))
+        second.follows = entries[1]
+        // Entry 0 applied already: the first chunk is refused whole, and the second, sent in the same pipeline, too.
+        #expect(try f.store.apply(sets[0], epoch: "1", f.redis) == .ok)
+        #expect(try f.store.applyMany([first, second], epoch: "1", f.redis) == [.alreadyApplied, .gap])
+        #expect(try Indexes.members(f.redis, base: f.store.keys.base, status: "active").count == 1)
+        #expect(try f.redis.call(["GET", f.store.keys.applied]).string == entries[0].description)
+        // Entry 1 on its own, then the second chunk: the watermark is what it follows.
+        #expect(try f.store.applyMany([sets[1], second], epoch: "1", f.redis) == [.ok, .ok])
+        #expect(try Indexes.members(f.redis, base: f.store.keys.base, status: "active").count == 4)
+        #expect(try f.redis.call(["GET", f.store.keys.applied]).string == entries[3].description)
+        // Sent again, it is refused as applied (that check comes first), not as a gap.
+        #expect(try f.store.apply(second, epoch: "1", f.redis) == .alreadyApplied)
+    }
+
     /// A batch is applied only right after the last one: one sent while its predecessor failed writes nothing.
     @Test func batchesApplyInOrderOnly() throws {
         let f = try Fixture()

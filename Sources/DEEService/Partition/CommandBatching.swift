@@ -34,6 +34,9 @@ extension PartitionOwner {
         return group
     }
 
+    /// Apply scripts of one group sent before the first of them is answered (see ``applyGroup(_:_:)``).
+    static let chunksInFlight = 2
+
     /// A contact named by a signal with more runs than this is read by the single path, which pages its index.
     static let groupedContactRuns = 1000
 
@@ -143,30 +146,54 @@ extension PartitionOwner {
         try renewDuringLongCommands(redis)
         guard let epoch = state.withLock({ $0.machine.epoch }) else { throw Fenced() }
         // A chunk of consecutive commands is one script (ChangeSet(group:)): Redis pays the script's fixed cost
-        // once per chunk, and index writes are grouped across it. Overlap: while Redis runs one chunk's script,
-        // the next chunk is computed. At most one chunk is in flight, so entries are applied in order and
-        // nothing is sent after a refusal.
+        // once per chunk, and index writes are grouped across it. Two chunks in flight: while Redis runs one (and
+        // the other clients' commands queued before it), the next is queued behind it and the one after is
+        // computed. Each chunk after the group's first follows the one before it (ChangeSet.follows: the script
+        // refuses it with GAP unless the watermark is that chunk's last entry), so a refused chunk lets nothing
+        // after it apply; entries are applied in order.
         var results: [ApplyResult] = []
-        var inflight: Range<Int>?
-        func collect(_ range: Range<Int>) throws {
-            if try receiveApplyResult(redis) == .ok {
+        var inflight: [Range<Int>] = []
+        var sent = 0
+        /// Replies sent for and not yet read: a failure with any left drops the connection.
+        var unread = 0
+        func receive() throws -> ApplyResult {
+            let result = try PartitionStore.result(redis.receive(1)[0])
+            unread -= 1
+            if result == .fenced { throw Fenced() }
+            return result
+        }
+        func collect() throws {
+            let range = inflight.removeFirst()
+            let result = try receive()
+            if result == .ok {
                 results += Array(repeating: .ok, count: range.count)
                 return
             }
-            // The group's first entry was applied already (a watermark this process did not know): nothing of the
-            // group was written; write its entries one by one. One refused as applied replies its stored result
-            // (below).
-            let singles = try store.applyMany(Array(sets[range]), epoch: epoch, redis)
-            results += singles
-            if singles.contains(.fenced) { throw Fenced() }
+            // Nothing of this chunk was written: its first entry was applied already (a watermark this process did
+            // not know), or it followed a chunk that was refused. The chunks after it in flight were refused too
+            // (GAP), or applied only if the watermark had passed this chunk. Read their answers, then write every
+            // refused chunk's entries one by one, in order; one refused as applied replies its stored result (below).
+            var answers = [(range, result)]
+            while !inflight.isEmpty { answers.append((inflight.removeFirst(), try receive())) }
+            for (range, result) in answers {
+                if result == .ok {
+                    results += Array(repeating: .ok, count: range.count)
+                    continue
+                }
+                let singles = try store.applyMany(Array(sets[range]), epoch: epoch, redis)
+                results += singles
+                if singles.contains(.fenced) { throw Fenced() }
+            }
         }
         func flush(upTo end: Int) throws {
-            let start = (inflight?.upperBound) ?? 0
-            if let f = inflight { try collect(f) }
-            inflight = nil
-            guard start < end else { return }
-            try redis.sendOnly(store.applyCommands([ChangeSet(group: Array(sets[start..<end]))], epoch: epoch))
-            inflight = start..<end
+            guard sent < end else { return }
+            if inflight.count == Self.chunksInFlight { try collect() }
+            var chunkSet = ChangeSet(group: Array(sets[sent..<end]))
+            if sent > 0 { chunkSet.follows = sets[sent - 1].entry }
+            unread += 1
+            try redis.sendOnly(store.applyCommands([chunkSet], epoch: epoch))
+            inflight.append(sent..<end)
+            sent = end
         }
         let chunk = 64
         do {
@@ -249,10 +276,10 @@ extension PartitionOwner {
                 if sets.count % chunk == 0 { try flush(upTo: sets.count) }
             }
             try flush(upTo: sets.count)
-            if let f = inflight { try collect(f) }
+            while !inflight.isEmpty { try collect() }
         } catch {
             // Replies of a chunk in flight would answer the next call: drop the connection (it reconnects).
-            if inflight != nil { redis.close() }
+            if unread > 0 { redis.close() }
             for (i, result) in results.enumerated() where result != .fenced {
                 state.withLock { $0.applied = sets[i].entry }
             }

@@ -188,6 +188,9 @@ final class PartitionOwner: Sendable {
             logger.warning("fenced: another process owns the partition now")
             state.withLock { $0.machine.lost() }
             throw Fenced()
+        case .gap:
+            // Only a set with `follows` can be refused so; a single set has none.
+            throw RedisError(.unexpectedReply, "apply script answered GAP to a set that follows nothing")
         }
         return next
     }

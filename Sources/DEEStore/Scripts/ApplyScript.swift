@@ -21,7 +21,10 @@ enum ApplyScript {
 --          count it as done
 -- ARGV[6]  the batch's state (JSON), stored with n while the command is unfinished
 -- ARGV[7]  approximate MAXLEN of streams written with XADD
--- ARGV[8…] writes, each: command, key suffix, argument count c, then c arguments. Commands: HSET, HDEL, ZADD,
+-- ARGV[8]  the applied-entry watermark this change must follow, or "": refused (GAP, nothing written) unless the
+--          watermark is exactly this id. The owner sends a group's next chunk before the previous one's answer
+--          (CommandBatching); if that one was refused, this one must not apply past it.
+-- ARGV[9…] writes, each: command, key suffix, argument count c, then c arguments. Commands: HSET, HDEL, ZADD,
 --          ZREM, RPUSH, SET, EXPIRE, XADD (written as XADD key MAXLEN ~ ARGV[7] * fields), XADDKEEP (XADD key *
 --          fields, never trimmed here: the actions stream, which the actions retention service trims only below
 --          what every executor group has acknowledged), XADDID (XADD key id
@@ -41,7 +44,7 @@ enum ApplyScript {
 -- ixs:<s> and ixp:<plan>:<s> (a field that reaches 0 is deleted). A run below every bucket (written before layout
 -- 4, not migrated yet) moves between the layout-2 sets idx:status:<s> and idx:ps:<plan>:<s>, since a bucket holds
 -- only its own range of ids.
--- Returns "OK", or an error reply: FENCED, APPLIED, BATCHGAP, BADWRITE (malformed list); none writes anything.
+-- Returns "OK", or an error reply: FENCED, APPLIED, GAP, BATCHGAP, BADWRITE (malformed list); none writes anything.
 local base = string.sub(KEYS[1], 1, -7)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('FENCED')
@@ -60,6 +63,9 @@ if entry ~= '' then
     return redis.error_reply('APPLIED')
   end
 end
+if ARGV[8] ~= '' and redis.call('GET', base .. ':applied') ~= ARGV[8] then
+  return redis.error_reply('GAP')
+end
 if bkey ~= '' then
   local done = tonumber(redis.call('HGET', base .. ':' .. bkey, 'n') or '0')
   if tonumber(ARGV[5]) <= done then return redis.error_reply('APPLIED') end
@@ -67,7 +73,7 @@ if bkey ~= '' then
 end
 -- The whole list is checked before the first write, so a malformed one writes nothing.
 local known = {HSET = 1, HDEL = 1, ZADD = 1, ZREM = 1, RPUSH = 1, SET = 1, EXPIRE = 1, XADD = 1, XADDKEEP = 1, XADDID = 1, HDELIF = 1, CXADD = 1, CXDONE = 1, IX = 1, DUE = 1}
-local n, i = #ARGV, 8
+local n, i = #ARGV, 9
 while i <= n do
   local c = tonumber(ARGV[i + 2])
   if not known[ARGV[i]] or not c or c < 1 or i + 2 + c > n or (ARGV[i] == 'IX' and c % 5 ~= 0) or (ARGV[i] == 'DUE' and c % 2 ~= 0) then
@@ -148,7 +154,7 @@ local function indexMoves(first, last)
   end
 end
 local maxlen, tops = ARGV[7], {}
-i = 8
+i = 9
 while i <= n do
   local op, key, last = ARGV[i], base .. ':' .. ARGV[i + 1], i + 2 + tonumber(ARGV[i + 2])
   if op == 'XADD' then

@@ -1,0 +1,74 @@
+import DEEClient
+import DEECore
+import DEEService
+import DEEStore
+import DEETestSupport
+import Foundation
+import Redis
+import Testing
+
+/// The owner sends a group's next apply script before the answer to the one before it (CommandBatching, two in
+/// flight). A script that fails in Redis must stop the one queued behind it: else the later commands would be applied
+/// before the earlier ones, which are then applied one by one after them.
+@Suite(.offPool) struct ChunksInFlightTests {
+    @Test func aChunkThatFailsInRedisStopsTheOneBehindIt() async throws {
+        let url = try TestRedis.url()
+        let prefix = TestRedis.uniquePrefix()
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: url))
+        defer { try? redis.unlinkKeys(matching: "\(prefix):*") }
+        let client = DEEClient(redis: RedisConnection(configuration: try RedisConfiguration(url: url)), prefix: prefix)
+        let keys = Keys(prefix: prefix).partition(0)
+
+        let engine = try TestEngine.engine(prefix, consumer: "chunks", url: url) { $0.maxDeliveries = 2 }
+        let task = Task { try await engine.run() }
+        defer { task.cancel() }
+        // The owner's first batch after taking the partition is applied one entry at a time: a first execute.
+        #expect(try client.call("registerPlan", ["plan": examplePlan], timeout: 60).ok)
+        #expect(try client.call("execute", ["planId": "welcome", "contact": #"{"id":"first"}"#], timeout: 60).ok)
+
+        // 200 executes in one transaction, under ids of our own: one router batch, one inbox round, one group of
+        // 200 (four chunks of 64).
+        let ms = UInt64(Date().timeIntervalSince1970 * 1000) + 1000
+        func id(_ seq: Int) -> String { "\(ms)-\(seq)" }
+        let executes = 1...200
+        // The run the 30th execute creates already has a key of another type (state an operator left behind): the
+        // first chunk's script fails in Redis at that run's HSET, every time.
+        let poisoned = RunID.make(entry: EntryID(ms: ms, seq: 30), index: 0, partition: 0)
+        try redis.call(["SET", keys.run(poisoned), "not a hash"])
+        let adds = executes.map { n in
+            [
+                "XADD", "\(prefix):commands", id(n), "type", "execute", "requestId", "chunk-\(n)",
+                "replyTo", client.replyStream,
+                "args", #"{"planId":"welcome","contact":{"id":"c\#(n)","email":"c\#(n)@example.com"}}"#,
+            ]
+        }
+        let sent = try redis.pipeline([["MULTI"]] + adds + [["EXEC"]])
+        #expect(sent.last?.array?.count == 200)
+
+        for n in executes {
+            let reply = try client.reply(to: id(n), timeout: 60)
+            if n == 30 {
+                #expect(reply.error == "internal", "\(reply.fields)")
+            } else {
+                #expect(reply.ok, "execute \(n): \(reply.fields)")
+            }
+        }
+        // Every other execute made its run, once; the poisoned one went to the dead letters.
+        let listed = try client.call("listRuns", ["planId": "welcome", "limit": "1"])
+        #expect(listed.object["total"] as? Int == 200, "\(listed.fields)")
+        let letters = try redis.call(["XRANGE", Keys(prefix: prefix).deadletter, "-", "+"]).streamEntries
+        #expect(letters.map { $0.fields["commandId"] } == [id(30)])
+        #expect(try redis.call(["GET", keys.applied]).string == id(200))
+        // In entry order: the runs' first events come in the order of the commands that created them.
+        var seen = Set<String>()
+        var order: [String] = []
+        for entry in try redis.call(["XRANGE", keys.events, "-", "+"]).streamEntries {
+            if let run = entry.fields["runId"], seen.insert(run).inserted { order.append(run) }
+        }
+        #expect(order.count == 200)
+        #expect(order == order.sorted())
+        #expect(!seen.contains(poisoned))
+        task.cancel()
+        _ = try? await task.value
+    }
+}
