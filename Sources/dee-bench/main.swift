@@ -170,18 +170,13 @@ struct Bench: ParsableCommand {
             do {
                 let c = Client(
                     redis: config.makeConnection(), prefix: prefix, stream: "\(prefix):replies:\(tag)\(p)")
-                var sent = 0
-                var mine: [Double] = []
-                while sent < perProducer {
-                    let n = min(window, perProducer - sent)
-                    let ids = try c.sendMany((0..<n).map { i in
-                        let contact = #"{"id":"\#(tag)\#(p)-\#(sent + i)","email":"x@y.z"}"#
-                        return requestIds
-                            ? ["type", "execute", "requestId", "\(tag)-\(stamp)-\(p)-\(sent + i)", "planId", "bench", "contact", contact]
-                            : ["type", "execute", "planId", "bench", "contact", contact]
-                    })
-                    mine += try c.awaitReplies(ids)
-                    sent += n
+                // `window` in flight all the time: each reply makes room for the next command (a producer that
+                // waited for a whole window's replies before sending the next measured its slowest reply).
+                let mine = try c.keepInFlight(perProducer, window: window) { i in
+                    let contact = #"{"id":"\#(tag)\#(p)-\#(i)","email":"x@y.z"}"#
+                    return requestIds
+                        ? ["type", "execute", "requestId", "\(tag)-\(stamp)-\(p)-\(i)", "planId", "bench", "contact", contact]
+                        : ["type", "execute", "planId", "bench", "contact", contact]
                 }
                 latencies.withLock { $0 += mine }
             } catch {
@@ -477,6 +472,35 @@ final class Client {
 
     /// The entry ids of the last `sendMany`, in the order its commands were given.
     func redisOrder(_ ids: [String: Date]) throws -> [String] { lastSent }
+
+    /// Sends `total` commands (`make(i)` the i-th one's fields), keeping `window` of them in flight: after each read
+    /// of the reply stream, as many new commands as replies came. Returns the command-to-reply latencies.
+    func keepInFlight(_ total: Int, window: Int, timeout: Double = 120, _ make: (Int) -> [String]) throws -> [Double] {
+        var waiting: [String: Date] = [:]
+        var sent = 0
+        var out: [Double] = []
+        out.reserveCapacity(total)
+        func topUp() throws {
+            let n = min(window - waiting.count, total - sent)
+            guard n > 0 else { return }
+            waiting.merge(try sendMany((sent..<(sent + n)).map(make))) { first, _ in first }
+            sent += n
+        }
+        try topUp()
+        let deadline = Date().addingTimeInterval(timeout)
+        while !waiting.isEmpty, Date() < deadline {
+            let reply = try redis.call(["XREAD", "COUNT", "1000", "BLOCK", "1000", "STREAMS", stream, last])
+            guard let streams = reply.array, let first = streams.first?.array, first.count == 2 else { continue }
+            let now = Date()
+            for (id, fields) in first[1].streamEntries {
+                last = id
+                if let c = fields["commandId"], let at = waiting.removeValue(forKey: c) { out.append(now.timeIntervalSince(at)) }
+            }
+            try topUp()
+        }
+        if !waiting.isEmpty { throw RedisError(.connection, "\(waiting.count) replies missing") }
+        return out
+    }
 
     /// Waits for replies to every id; returns their latencies.
     func awaitReplies(_ ids: [String: Date], timeout: Double = 120) throws -> [Double] {
