@@ -196,9 +196,15 @@ struct RedisConnectionTests {
     }
 
     @Test func evalScriptLoadsAndSurvivesScriptFlush() throws {
+        // A server of its own: other tests flush the shared server's scripts at any moment (FaultTests,
+        // PipelinedScriptTests), which made the SCRIPT EXISTS checks below fail once the suites ran in parallel.
+        let server = try DedicatedRedis(arguments: ["--save", "", "--appendonly", "no"])
+        defer { server.killHard() }
         let p = TestRedis.uniquePrefix()
-        defer { TestConnections.cleanUp(p) }
-        let c = try TestConnections.connection()
+        func connect() throws -> RedisConnection {
+            RedisConnection(configuration: try RedisConfiguration(url: server.url))
+        }
+        let c = try connect()
         defer { c.close() }
         // A script unique to this test, so that other tests' scripts do not interfere.
         let script = "-- \(p)\nreturn redis.call('INCRBY', KEYS[1], ARGV[1])"
@@ -209,7 +215,7 @@ struct RedisConnectionTests {
         #expect(try c.call(["SCRIPT", "EXISTS", sha]) == .array([.integer(1)]))
 
         // Flushed from another connection (as a restart or failover would): NOSCRIPT, reloaded transparently.
-        let other = try TestConnections.connection()
+        let other = try connect()
         defer { other.close() }
         try other.call(["SCRIPT", "FLUSH"])
         #expect(try c.call(["SCRIPT", "EXISTS", sha]) == .array([.integer(0)]))
