@@ -216,19 +216,9 @@ public struct RequestDecoder: Sendable {
             throw DEEError(.tooLarge, "the entry is \(size) bytes; the limit is \(limits.maxEntryBytes)", field: "args")
         }
         let h = header(fields)
-        // A field given twice. An entry has a handful of fields: compared pairwise below 16 (a Set hashed every
-        // name of every command), with a Set past that (a hostile entry may have thousands).
-        if fields.count <= 16 {
-            for i in fields.indices {
-                for j in fields.indices where j < i && fields[j].0 == fields[i].0 {
-                    throw DEEError.badRequest(fields[i].0, "is given twice")
-                }
-            }
-        } else {
-            var seen = Set<String>()
-            for (k, _) in fields {
-                guard seen.insert(k).inserted else { throw DEEError.badRequest(k, "is given twice") }
-            }
+        var seen = Set<String>()
+        for (k, _) in fields {
+            guard seen.insert(k).inserted else { throw DEEError.badRequest(k, "is given twice") }
         }
         if let replyTo = h.replyTo, !validReplyTo(replyTo) {
             throw DEEError.badRequest(

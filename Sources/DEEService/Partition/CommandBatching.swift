@@ -157,24 +157,21 @@ extension PartitionOwner {
         /// Replies sent for and not yet read: a failure with any left drops the connection.
         var unread = 0
         func receive() throws -> ApplyResult {
-            let result = try PartitionStore.result(redis.receive(1)[0])
+            // A failure here (fenced, a script error) leaves `unread` as it was: the connection is dropped below.
+            let result = try receiveApplyResult(redis)
             unread -= 1
-            if result == .fenced { throw Fenced() }
             return result
         }
         func collect() throws {
-            let range = inflight.removeFirst()
-            let result = try receive()
-            if result == .ok {
-                results += Array(repeating: .ok, count: range.count)
-                return
+            var answers = [(inflight.removeFirst(), try receive())]
+            // Refused, nothing of the oldest chunk was written: its first entry was applied already (a watermark this
+            // process did not know), or it followed a chunk that was refused. The chunks after it in flight were
+            // refused too (GAP), or applied only if the watermark had passed this chunk. Read their answers, then
+            // write every refused chunk's entries one by one, in order; one refused as applied replies its stored
+            // result (below).
+            if answers[0].1 != .ok {
+                while !inflight.isEmpty { answers.append((inflight.removeFirst(), try receive())) }
             }
-            // Nothing of this chunk was written: its first entry was applied already (a watermark this process did
-            // not know), or it followed a chunk that was refused. The chunks after it in flight were refused too
-            // (GAP), or applied only if the watermark had passed this chunk. Read their answers, then write every
-            // refused chunk's entries one by one, in order; one refused as applied replies its stored result (below).
-            var answers = [(range, result)]
-            while !inflight.isEmpty { answers.append((inflight.removeFirst(), try receive())) }
             for (range, result) in answers {
                 if result == .ok {
                     results += Array(repeating: .ok, count: range.count)
