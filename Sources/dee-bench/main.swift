@@ -21,7 +21,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Queries per listRuns shape.") var queries = 200
     @Option(help: "Write the table to this Markdown file too.") var output: String?
     @Option(help: "Partitions of the engine under test (scripts/bench starts it with the same).") var partitions = 1
-    @Option(help: "Workloads to run, comma-separated (execute,mixed,raw,bulk,tick,list,memory; or only mixed, or only executeRid: that row alone); default all.")
+    @Option(help: "Workloads to run, comma-separated (execute,mixed,raw,bulk,tick,rawbulk,list,memory; or only mixed, or only executeRid: that row alone); default all.")
     var only: String?
 
     func run() throws {
@@ -46,14 +46,15 @@ struct Bench: ParsableCommand {
         FileHandle.standardOutput.write(Data("| workload | figure |\n|---|---|\n".utf8))
 
         // 1. execute through the stream, several producers: with a requestId on every command (what careful
-        // producers send, SPEC 5), then without, in the same run.
-        let workloads = Set((only ?? "execute,mixed,raw,bulk,tick,list,memory").split(separator: ",").map(String.init))
+        // producers send, SPEC 5) and without, in the same run, alternating halves.
+        let workloads = Set((only ?? "execute,mixed,raw,bulk,tick,rawbulk,list,memory").split(separator: ",").map(String.init))
         if workloads == ["executeRid"] {
             // Only the headline row (scripts/bench --cluster runs it once per cluster shape).
-            let withIds = try executeWorkload(config, requestIds: true, tag: "i")
+            let run = try executeWorkload(config, requestIds: true, tag: "i", count: executes)
+            let l = run.latencies
             row(
-                "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands",
-                "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
+                "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(l.count) commands",
+                "\(Int(Double(l.count) / run.seconds)) commands/s; p50 \(ms(percentile(l, 0.5))), p99 \(ms(percentile(l, 0.99))) command-to-reply")
             try writeTable()
             return
         }
@@ -66,16 +67,15 @@ struct Bench: ParsableCommand {
         var made = 0
         var executeRate: Double?
         if workloads.contains("execute") {
-            let withIds = try executeWorkload(config, requestIds: true, tag: "i")
+            let (withIds, noIds) = try executeWorkloads(config)
             row(
-                "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands",
+                "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands (in two halves, alternating with the row below)",
                 "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
-            let noIds = try executeWorkload(config, requestIds: false, tag: "e")
             row(
                 "`execute` without `requestId`, same shape",
                 "\(Int(noIds.rate)) commands/s; p50 \(ms(noIds.p50)), p99 \(ms(noIds.p99)); with/without = \(String(format: "%.2f", withIds.rate / noIds.rate))")
             executeRate = withIds.rate
-            made += withIds.count + noIds.count
+            made += withIds.count + noIds.count + 2 * min(2_000, max(producers, executes / 10))
         }
         if workloads.contains("mixed") {
             // The executes above made runs whose first step is due at the next tick: step them now, untimed, so the
@@ -99,12 +99,15 @@ struct Bench: ParsableCommand {
         }
 
         // 3. bulkExecute.
+        var bulkRate: Double?
+        var tickRate: Double?
         if workloads.contains("bulk") {
             let contacts = (0..<bulk).map { #"{"id":"b\#($0)","email":"x@y.z"}"# }.joined(separator: ",")
             let t0 = Date()
             let r = try client.call(["type", "bulkExecute", "planId", "bench", "contacts", "[\(contacts)]", "batchSize", "1000"], timeout: 600)
-            let bulkRate = Double(bulk) / Date().timeIntervalSince(t0)
-            row("`bulkExecute` of \(bulk) contacts (batchSize 1000)", "\(Int(bulkRate)) contacts/s (\(r["ok"] == "true" ? "ok" : r["message"] ?? "failed"))")
+            let rate = Double(bulk) / Date().timeIntervalSince(t0)
+            bulkRate = rate
+            row("`bulkExecute` of \(bulk) contacts (batchSize 1000)", "\(Int(rate)) contacts/s (\(r["ok"] == "true" ? "ok" : r["message"] ?? "failed"))")
             made += bulk
         }
 
@@ -123,7 +126,22 @@ struct Bench: ParsableCommand {
             let tick = try client.call(["type", "tick"], timeout: 1200)
             let tickSeconds = Date().timeIntervalSince(t1)
             let stepped = (tick["result"].flatMap(JSONValue.parse)?.object?["stepped"]?.int) ?? 0
+            tickRate = Double(stepped) / tickSeconds
             row("a tick stepping \(stepped) active runs", "\(Int(Double(stepped) / tickSeconds)) run-steps/s (\(String(format: "%.1f", tickSeconds)) s)")
+        }
+
+        // The two rows above straight to Redis: one partition's ceiling on this machine.
+        if workloads.contains("rawbulk") {
+            let raw = try rawBulkAndTick(config, count: bulk)
+            func ratio(_ engine: Double?, _ raw: Double) -> String {
+                engine.map { "; engine/raw = \(String(format: "%.2f", $0 / raw))" } ?? ""
+            }
+            row(
+                "raw baseline for `bulkExecute`: the owner's enrollment checks and creation scripts for \(bulk) contacts (100 a script), one connection, 4 batches in flight, no engine",
+                "\(Int(raw.bulk)) contacts/s\(ratio(bulkRate, raw.bulk))")
+            row(
+                "raw baseline for the tick: the owner's due reads, `HGETALL`s and step scripts for those \(bulk) runs, same shape",
+                "\(Int(raw.tick)) run-steps/s\(ratio(tickRate, raw.tick))")
         }
 
         // 5. listRuns on all those runs.
@@ -158,15 +176,39 @@ struct Bench: ParsableCommand {
         try writeTable()
     }
 
-    /// `executes` execute commands from `producers` pipelining producers, `window` in flight each.
-    func executeWorkload(_ config: RedisConfiguration, requestIds: Bool, tag: String) throws
-        -> (rate: Double, count: Int, p50: Double, p99: Double)
+    /// `executes` execute commands with requestId and `executes` without, after a short warm-up of each, in alternating halves (with, without,
+    /// with, without): whichever shape ran first alone paid Redis's warm-up (its dictionaries growing, pages faulted
+    /// in) and the ratio leaned with the order. Each shape's rate is its commands over its own time.
+    func executeWorkloads(_ config: RedisConfiguration)
+        throws -> (with: (rate: Double, count: Int, p50: Double, p99: Double), without: (rate: Double, count: Int, p50: Double, p99: Double))
     {
-        let perProducer = executes / producers
+        // Untimed, first: the engine's and Redis's first seconds (connections, plan cache, the keyspace growing from
+        // empty) belong to neither shape.
+        let warmUp = min(2_000, max(producers, executes / 10))
+        _ = try executeWorkload(config, requestIds: true, tag: "wi", count: warmUp)
+        _ = try executeWorkload(config, requestIds: false, tag: "we", count: warmUp)
+        var runs: [Bool: (seconds: Double, latencies: [Double])] = [true: (0, []), false: (0, [])]
+        for (requestIds, tag) in [(true, "i"), (false, "e"), (true, "j"), (false, "f")] {
+            let half = try executeWorkload(config, requestIds: requestIds, tag: tag, count: executes / 2)
+            runs[requestIds, default: (0, [])].seconds += half.seconds
+            runs[requestIds, default: (0, [])].latencies += half.latencies
+        }
+        func summary(_ r: (seconds: Double, latencies: [Double])?) -> (rate: Double, count: Int, p50: Double, p99: Double) {
+            let l = r?.latencies ?? []
+            return (Double(l.count) / max(r?.seconds ?? 1, 1e-9), l.count, percentile(l, 0.5), percentile(l, 0.99))
+        }
+        return (summary(runs[true]), summary(runs[false]))
+    }
+
+    /// `count` execute commands from `producers` pipelining producers, `window` in flight each.
+    func executeWorkload(_ config: RedisConfiguration, requestIds: Bool, tag: String, count: Int) throws
+        -> (seconds: Double, latencies: [Double])
+    {
+        let perProducer = count / producers
         let start = Date()
         let stamp = Int(start.timeIntervalSince1970 * 1000)
         let latencies = Locked<[Double]>([])
-        DispatchQueue.concurrentPerform(iterations: producers) { p in
+        concurrently(producers) { p in
             do {
                 let c = Client(
                     redis: config.makeConnection(), prefix: prefix, stream: "\(prefix):replies:\(tag)\(p)")
@@ -184,8 +226,7 @@ struct Bench: ParsableCommand {
             }
         }
         let elapsed = Date().timeIntervalSince(start)
-        let done = latencies.withLock { $0 }
-        return (Double(done.count) / elapsed, done.count, percentile(done, 0.5), percentile(done, 0.99))
+        return (elapsed, latencies.withLock { $0 })
     }
 
     /// What a deployment's stream looks like: executes with and without requestId, signals by contact, action
@@ -196,7 +237,7 @@ struct Bench: ParsableCommand {
         let stamp = Int(start.timeIntervalSince1970 * 1000)
         let latencies = Locked<[Double]>([])
         let created = Locked(0)
-        DispatchQueue.concurrentPerform(iterations: producers) { p in
+        concurrently(producers) { p in
             do {
                 let c = Client(
                     redis: config.makeConnection(), prefix: prefix, stream: "\(prefix):replies:m\(p)")
@@ -297,7 +338,7 @@ struct Bench: ParsableCommand {
             }
         }
         let start = Date()
-        DispatchQueue.concurrentPerform(iterations: producers) { p in
+        concurrently(producers) { p in
             let c = config.makeConnection()
             var i = 0
             // As many scripts in flight as the producers' window holds commands.
@@ -312,6 +353,73 @@ struct Bench: ParsableCommand {
         // Leave nothing of the baseline behind.
         try setup.unlinkKeys(matching: "\(rawPrefix):*")
         return rate
+    }
+
+    /// The owner's writes of a bulkExecute of `count` contacts and of the tick that steps those runs, precomputed
+    /// and issued straight to Redis from one connection (a partition's owner has one), `inFlight` batches in flight:
+    /// per batch of 100 the enrollment checks (`HEXISTS` + `HGET` per contact) and the creation script, then per
+    /// batch the runs' `HGETALL`s and the step script, a due read per window of 800. What Redis alone does for
+    /// these rows, without the engine's computing, routing or replying: the ceiling of one partition.
+    func rawBulkAndTick(_ config: RedisConfiguration, count: Int, inFlight: Int = 4) throws -> (bulk: Double, tick: Double) {
+        let rawPrefix = "\(prefix)raw"
+        let c = config.makeConnection()
+        let store = PartitionStore(partition: 0, keys: Keys(prefix: rawPrefix), streamMaxLen: 1_000_000)
+        let keys = Keys(prefix: rawPrefix).partition(0)
+        try c.call(["SET", keys.epoch, "1"])
+        let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#)!)
+        let signer = AuditSigner()
+        let bulkEntry = EntryID(ms: UInt64(Date().timeIntervalSince1970 * 1000), seq: 0)
+        let bulkContext = ChangeContext(commandId: bulkEntry, requestId: bulkEntry.description, actor: nil, clock: 0)
+        let tickEntry = EntryID(ms: bulkEntry.ms + 1, seq: 0)
+        let tickContext = ChangeContext(commandId: tickEntry, requestId: tickEntry.description, actor: nil, clock: 1)
+        let check = EnrollmentCheck(legacy: false)
+        let size = 100
+        var bulkBatches: [[[String]]] = []
+        var tickBatches: [[[String]]] = []
+        for (n, start) in stride(from: 0, to: count, by: size).enumerated() {
+            var created = ChangeSet(entry: nil)
+            var stepped = ChangeSet(entry: nil)
+            var checks: [[String]] = []
+            var ids: [String] = []
+            for i in start..<min(start + size, count) {
+                let contact: [String: JSONValue] = ["id": .string("rb\(i)"), "email": "x@y.z"]
+                checks += check.commands(keys, planId: plan.id, contactId: "rb\(i)")
+                let change = Transitions.start(
+                    runId: RunID.make(entry: bulkEntry, index: i, partition: 0), plan: plan, version: 1,
+                    contact: contact, contactId: "rb\(i)", variables: [:], startTick: nil, context: bulkContext,
+                    signer: signer)
+                created.changes.append(change)
+                ids.append(change.run.id)
+                if let step = Stepper.tick(run: change.run, plan: plan, context: tickContext, signer: signer) {
+                    stepped.changes.append(step)
+                }
+            }
+            let tally = #"{"created":\#(min(start + size, count)),"errorDetails":[],"errors":0,"skipped":0,"skippedContacts":[]}"#
+            created.batch = (PartitionKeys.progressSuffix(bulkEntry.description), n + 1, tally)
+            stepped.batch = (PartitionKeys.progressSuffix(tickEntry.description), n + 1, #"{"start":0,"stepped":\#(start + size),"t":1}"#)
+            stepped.clock = 0
+            bulkBatches.append(checks + store.applyCommands([created], epoch: "1"))
+            // The owner reads the due ids once per window of 8 batches, then the runs of each batch.
+            let due = n % 8 == 0 ? [store.dueCommand(through: 1, limit: 800)] : []
+            tickBatches.append(due + store.loadCommands(ids) + store.applyCommands([stepped], epoch: "1"))
+        }
+        // A sliding window: batch k + inFlight is sent as soon as batch k has answered, so Redis always has work.
+        func issue(_ batches: [[[String]]]) throws -> Double {
+            let t0 = Date()
+            for b in batches.prefix(inFlight) { try c.sendOnly(b) }
+            for (k, b) in batches.enumerated() {
+                let replies = try c.receive(b.count)
+                if let e = replies.first(where: { if case .error = $0 { return true } else { return false } }) {
+                    throw RedisError(.server, "raw baseline: \(e)")
+                }
+                if k + inFlight < batches.count { try c.sendOnly(batches[k + inFlight]) }
+            }
+            return Double(count) / Date().timeIntervalSince(t0)
+        }
+        let bulkRate = try issue(bulkBatches)
+        let tickRate = try issue(tickBatches)
+        try c.unlinkKeys(matching: "\(rawPrefix):*")
+        return (bulkRate, tickRate)
     }
 
     func startWindow(_ redis: any RedisCommands) -> (Int64, Int64) {
@@ -425,6 +533,29 @@ struct Bench: ParsableCommand {
         let exact = try stateByKeys(redis, runs: runs, runHash: hash)
         return "\(exact) bytes per run (\(runs) runs) of state, indexes and enrollment by MEMORY USAGE of their keys (run hashes: a sample of \(sampleCount), \(hash) B each), with each key's slot in the main dictionary; \(perRun) B by `used_memory` less everything else (that figure also carries allocator slack and the other keys' dictionary slots); apart: audit \(audit / max(runs, 1)) B/run, events \(events / max(runs, 1)) B/run, actions \(actions / max(runs, 1)) B/run, dedupe records and requestId claims \(reqBytes / max(runs, 1)) B/run, reply streams \(replyStreams / max(runs, 1)) B/run"
     }
+}
+
+/// Runs `body(0)` … `body(n - 1)` on n threads of their own, all at once, and waits for them.
+/// `DispatchQueue.concurrentPerform` runs only as many at a time as the machine has cores: on 2 cores its 4
+/// producers ran two, then the other two, so the bench kept half the commands in flight it said it did.
+func concurrently(_ n: Int, _ body: @escaping (Int) -> Void) {
+    let work = Unchecked(body)
+    let group = DispatchGroup()
+    for i in 0..<n {
+        group.enter()
+        let thread = Thread {
+            work.value(i)
+            group.leave()
+        }
+        thread.start()
+    }
+    group.wait()
+}
+
+/// A closure handed to the threads of ``concurrently(_:_:)``.
+final class Unchecked<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
