@@ -71,32 +71,36 @@ public struct ChangeSet: Sendable {
         for r in results { w.add("XADDID", PartitionKeys.resultsSuffix, [r.entry.description, "r", r.record]) }
         // Each run once: where it was before the set, where it is after.
         var order: [String] = []
-        var first: [String: RunChange] = [:]
-        var last: [String: RunChange] = [:]
+        // Indexes into `changes` (a RunChange copied into a dictionary retained every field of it, twice per run).
+        var first: [String: Int] = [:]
+        var last: [String: Int] = [:]
+        first.reserveCapacity(changes.count)
+        last.reserveCapacity(changes.count)
         // Runs that become terminal, in the order of the changes that finish them: the order they would have in
         // the finished list had each command been applied alone (a grouped set's commands are in entry order).
         var finished: [String] = []
-        for change in changes {
+        for (i, change) in changes.enumerated() {
             let id = change.run.id
             if change.created || change.before?.status.isOpen == true, !change.run.status.isOpen {
                 finished.append(id)
             }
             if first[id] == nil {
                 order.append(id)
-                first[id] = change
+                first[id] = i
             }
-            last[id] = change
+            last[id] = i
             let fields = change.fieldChanges
-            if !fields.set.isEmpty { w.add("HSET", PartitionKeys.runSuffix(id), fields.set.flatMap { [$0.0, $0.1] }) }
+            if !fields.set.isEmpty { w.add("HSET", PartitionKeys.runSuffix(id), pairs: fields.set) }
             if !fields.deleted.isEmpty { w.add("HDEL", PartitionKeys.runSuffix(id), fields.deleted) }
         }
         var indexMoves: [String] = []
         var dueMoves: [String] = []
         for id in order {
             guard let start = first[id], let end = last[id] else { continue }
-            let run = end.run
-            let created = start.created
-            let old = created ? nil : start.before?.status
+            let run = changes[end].run
+            let created = changes[start].created
+            let wasOpen = changes[start].before?.status.isOpen
+            let old = created ? nil : changes[start].before?.status
             let score = String(run.startedAt)
             // The status and plan+status indexes (layout 4's buckets): one IX write for the set, the script
             // numbers created runs in this order (their creation order) and groups the moves per key.
@@ -118,7 +122,7 @@ public struct ChangeSet: Sendable {
             } else if !created {
                 dueMoves += [id, ""]
             }
-            if !created && !run.status.isOpen && start.before?.status.isOpen != false {
+            if !created && !run.status.isOpen && wasOpen != false {
                 w.group("CXDONE", ContactRecords.suffix(run.contactId), [run.contactId, id])
                 // A run enrolled before layout 3 may still be in layout 2's enrollment hash (until dee migrate
                 // folds it into the record).
@@ -166,7 +170,7 @@ public struct ChangeSet: Sendable {
         }
         if let auditRetention {
             for id in order {
-                if let run = last[id]?.run, !run.status.isOpen {
+                if let run = last[id].map({ changes[$0].run }), !run.status.isOpen {
                     w.add("EXPIRE", PartitionKeys.auditSuffix(id), [String(auditRetention)])
                 }
             }
@@ -200,6 +204,17 @@ struct WriteList {
         argv.append(suffix)
         argv.append(String(args.count))
         argv += args
+    }
+
+    /// ``add(_:_:_:)`` of field-value pairs, without an array of them made first.
+    mutating func add(_ op: String, _ suffix: String, pairs: [(String, String)]) {
+        argv.append(op)
+        argv.append(suffix)
+        argv.append(String(pairs.count * 2))
+        for (field, value) in pairs {
+            argv.append(field)
+            argv.append(value)
+        }
     }
 
     mutating func group(_ op: String, _ suffix: String, _ args: [String]) {

@@ -275,44 +275,68 @@ public final class RedisConnection: @unchecked Sendable {
         if status != REDIS_OK { throw ioFailure(ctx) }
     }
 
-    /// The RESP encoding of commands: an array of bulk strings each (binary safe).
+    /// The RESP encoding of commands: an array of bulk strings each (binary safe). Written into a buffer sized
+    /// exactly first (appending byte by byte, with a capacity check per byte, was most of this function's time).
     static func resp(_ commands: [[String]]) -> [UInt8] {
+        func digits(_ n: Int) -> Int {
+            var d = 1
+            var rest = n
+            while rest >= 10 {
+                rest /= 10
+                d += 1
+            }
+            return d
+        }
         var size = 0
         for command in commands {
-            size += 16
-            for argument in command { size += argument.utf8.count + 16 }
-        }
-        var out: [UInt8] = []
-        out.reserveCapacity(size)
-        // Lengths and counts, in decimal (String(n) went through CustomStringConvertible per argument).
-        func number(_ n: Int) {
-            var divisor = 1
-            while divisor <= n / 10 { divisor *= 10 }
-            var rest = n
-            while divisor > 0 {
-                out.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-                rest %= divisor
-                divisor /= 10
-            }
-        }
-        for command in commands {
-            out.append(UInt8(ascii: "*"))
-            number(command.count)
-            out.append(13)
-            out.append(10)
+            size += 3 + digits(command.count)
             for argument in command {
-                out.append(UInt8(ascii: "$"))
-                number(argument.utf8.count)
-                out.append(13)
-                out.append(10)
-                // Native strings hand over their UTF-8 bytes in one copy; others are copied byte by byte.
-                if argument.utf8.withContiguousStorageIfAvailable({ out.append(contentsOf: $0) }) == nil {
-                    out.append(contentsOf: argument.utf8)
-                }
-                out.append(13)
-                out.append(10)
+                let n = argument.utf8.count
+                size += 5 + digits(n) + n
             }
         }
-        return out
+        return [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            guard let base = buffer.baseAddress else { return }
+            var at = 0
+            func byte(_ b: UInt8) {
+                base[at] = b
+                at += 1
+            }
+            // Lengths and counts, in decimal.
+            func number(_ n: Int) {
+                let d = digits(n)
+                var rest = n
+                for i in stride(from: d - 1, through: 0, by: -1) {
+                    base[at + i] = UInt8(ascii: "0") + UInt8(rest % 10)
+                    rest /= 10
+                }
+                at += d
+            }
+            for command in commands {
+                byte(UInt8(ascii: "*"))
+                number(command.count)
+                byte(13)
+                byte(10)
+                for argument in command {
+                    let n = argument.utf8.count
+                    byte(UInt8(ascii: "$"))
+                    number(n)
+                    byte(13)
+                    byte(10)
+                    // Native strings hand over their UTF-8 bytes in one copy; others are copied byte by byte.
+                    let copied: Void? = argument.utf8.withContiguousStorageIfAvailable { bytes in
+                        if let source = bytes.baseAddress, n > 0 { (base + at).update(from: source, count: n) }
+                    }
+                    if copied != nil {
+                        at += n
+                    } else {
+                        for b in argument.utf8 { byte(b) }
+                    }
+                    byte(13)
+                    byte(10)
+                }
+            }
+            initialized = at
+        }
     }
 }
