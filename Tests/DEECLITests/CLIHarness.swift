@@ -33,15 +33,15 @@ struct CLIHarnessError: Error, CustomStringConvertible {
 /// Drives the built `dee` executable as a user would, against a real Redis and a `dee serve` child process, each
 /// test under a key prefix of its own.
 enum CLI {
-    /// The `dee` executable in the build's bin path, beside the test bundle.
-    static func executable() throws -> String {
+    /// The `dee` executable (or another of the package's, `program`) in the build's bin path, beside the test bundle.
+    static func executable(_ program: String = "dee") throws -> String {
         var starts: [URL] = []
         if let first = CommandLine.arguments.first { starts.append(URL(fileURLWithPath: first)) }
         starts.append(Bundle.main.bundleURL)
         for start in starts {
             var dir = start.deletingLastPathComponent()
             for _ in 0..<4 {
-                let candidate = dir.appendingPathComponent("dee").path
+                let candidate = dir.appendingPathComponent(program).path
                 var isDirectory: ObjCBool = false
                 if FileManager.default.fileExists(atPath: candidate, isDirectory: &isDirectory), !isDirectory.boolValue,
                     FileManager.default.isExecutableFile(atPath: candidate)
@@ -51,17 +51,19 @@ enum CLI {
                 dir = dir.deletingLastPathComponent()
             }
         }
-        throw CLIHarnessError(description: "no dee executable beside the test bundle (\(starts.map(\.path)))")
+        throw CLIHarnessError(description: "no \(program) executable beside the test bundle (\(starts.map(\.path)))")
     }
 
     /// Runs `dee arguments…` with stdin from `input` (or /dev/null: never a terminal), waits at most `limit`
     /// seconds (then kills it, and the result says so), and returns what it printed.
-    static func run(_ arguments: [String], input: String? = nil, limit: Double = 60) throws -> CLIResult {
-        try start(arguments, input: input).wait(limit: limit)
+    static func run(_ arguments: [String], input: String? = nil, limit: Double = 60, program: String = "dee") throws
+        -> CLIResult
+    {
+        try start(arguments, input: input, program: program).wait(limit: limit)
     }
 
     /// Starts `dee arguments…`; ``Running/wait(limit:)`` collects it.
-    static func start(_ arguments: [String], input: String? = nil) throws -> Running {
+    static func start(_ arguments: [String], input: String? = nil, program: String = "dee") throws -> Running {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("dee-cli-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let out = directory.appendingPathComponent("stdout")
@@ -69,7 +71,7 @@ enum CLI {
         FileManager.default.createFile(atPath: out.path, contents: nil)
         FileManager.default.createFile(atPath: err.path, contents: nil)
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try executable())
+        process.executableURL = URL(fileURLWithPath: try executable(program))
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         environment.removeValue(forKey: "REDIS_URL")
