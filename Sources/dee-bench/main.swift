@@ -78,9 +78,11 @@ struct Bench: ParsableCommand {
             made += withIds.count + noIds.count + 2 * min(2_000, max(producers, executes / 10))
         }
         if workloads.contains("mixed") {
-            // The executes above made runs whose first step is due at the next tick: step them now, untimed, so the
-            // mixed workload's ticks step only the runs it makes itself.
-            _ = try client.call(["type", "tick"], timeout: 600)
+            // The executes above made runs whose first two steps (the action, then the start of the wait) are due at
+            // the next two ticks: step them now, untimed, so the mixed workload's ticks step only the runs it makes
+            // itself. (With one tick here, the mixed workload's first tick stepped all of them, ~4 s in which every
+            // producer waited: its p99 read 3.7-3.9 s.)
+            _ = try client.call(["type", "tick", "count", "2"], timeout: 600)
             let mixed = try mixedWorkload(config)
             let ratio = executeRate.map { "; mixed/execute with `requestId` = \(String(format: "%.2f", mixed.rate / $0))" } ?? ""
             row(
