@@ -215,6 +215,26 @@ struct AuditTests {
         #expect(
             Hex.hmacSHA256("The quick brown fox jumps over the lazy dog", key: Array("key".utf8))
                 == "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8")
+        #expect(Hex.sha256("abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(Hex.encode([UInt8](repeating: 0xAB, count: 100)) == String(repeating: "ab", count: 100))
+    }
+
+    /// The audit checksum and the idempotency key are digests taken part by part: each must equal the digest of the
+    /// parts joined, as they were first defined (and as stored chains and executors' keys were computed).
+    @Test(arguments: ["", "plain", "é ü ñ", "emoji 😀👍🏽", "line\nbreak", String(repeating: "x", count: 5000)])
+    func digestsOfPartsEqualDigestsOfTheJoinedText(_ text: String) {
+        let previous = Run.genesis
+        #expect(AuditSigner().checksum(bodyText: text, previous: previous) == Hex.sha256(previous + "\n" + text))
+        #expect(AuditSigner().checksum(bodyText: previous, previous: text) == Hex.sha256(text + "\n" + previous))
+        let key = Array("secret-a".utf8)
+        #expect(
+            AuditSigner(key: key).checksum(bodyText: text, previous: previous)
+                == Hex.hmacSHA256(previous + "\n" + text, key: key))
+        for (tick, attempt) in [(0, 0), (7, 1), (-3, 12), (Int.max, Int.min)] {
+            #expect(
+                ActionRequest.key(runId: "r-\(text)", step: text, tick: tick, attempt: attempt)
+                    == String(Hex.sha256("r-\(text)\u{1F}\(text)\u{1F}\(tick)\u{1F}\(attempt)").prefix(32)))
+        }
     }
 }
 
