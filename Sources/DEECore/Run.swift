@@ -160,7 +160,10 @@ public struct Run: Sendable, Equatable {
     /// Reads a run back from the hash stored under `id` (layout 2, layout 1, or a mix: see ``storedNames``); the id
     /// defaults to a layout-1 hash's `id` field. Nil when required fields are missing or malformed.
     public init?(id: String? = nil, fields f: [String: String]) {
-        func v(_ short: String, _ long: String) -> String? { f[short] ?? f[long] }
+        // Layout 2's names are at most two characters, layout 1's longer: a hash with none of the long ones (every
+        // hash since `dee migrate`) is not searched for them (most fields are absent, stored only when not default).
+        let legacy = f.keys.contains { $0.utf8.count > 2 }
+        func v(_ short: String, _ long: String) -> String? { f[short] ?? (legacy ? f[long] : nil) }
         func int(_ short: String, _ long: String) -> Int? { v(short, long).flatMap { Int($0) } }
         guard let id = id ?? f["id"], let planId = v("p", "planId"), let version = int("v", "planVersion"),
             let contactId = v("c", "contactId"), let status = v("s", "status").flatMap(RunStatus.init(rawValue:)),

@@ -44,6 +44,7 @@ public enum RESPValue: Sendable, Hashable {
     public var pairs: [String: String] {
         guard let items = array else { return [:] }
         var out: [String: String] = [:]
+        out.reserveCapacity(items.count / 2)
         var i = 0
         while i + 1 < items.count {
             if let k = items[i].string, let v = items[i + 1].string { out[k] = v }
