@@ -128,11 +128,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // The dee command driven as a user would (the built executable, a real Redis and engine), and its parsers.
+        // The dee command driven as a user would (the built executable, a real Redis and engine), and its parsers;
+        // dee-bench run the same way (BenchSmokeTests).
         .testTarget(
             name: "DEECLITests",
             dependencies: [
-                "dee", "DEECore", "DEETestSupport", "Redis",
+                "dee", "dee-bench", "DEECore", "DEETestSupport", "Redis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

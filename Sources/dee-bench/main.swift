@@ -67,7 +67,7 @@ struct Bench: ParsableCommand {
         var made = 0
         var executeRate: Double?
         if workloads.contains("execute") {
-            let (withIds, noIds) = try executeWorkloads(config)
+            let (withIds, noIds, warmedUp) = try executeWorkloads(config)
             row(
                 "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands (in two halves, alternating with the row below)",
                 "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
@@ -75,7 +75,7 @@ struct Bench: ParsableCommand {
                 "`execute` without `requestId`, same shape",
                 "\(Int(noIds.rate)) commands/s; p50 \(ms(noIds.p50)), p99 \(ms(noIds.p99)); with/without = \(String(format: "%.2f", withIds.rate / noIds.rate))")
             executeRate = withIds.rate
-            made += withIds.count + noIds.count + 2 * min(2_000, max(producers, executes / 10))
+            made += withIds.count + noIds.count + warmedUp
         }
         if workloads.contains("mixed") {
             // The executes above made runs whose first two steps (the action, then the start of the wait) are due at
@@ -186,13 +186,16 @@ struct Bench: ParsableCommand {
     /// with, without): whichever shape ran first alone paid Redis's warm-up (its dictionaries growing, pages faulted
     /// in) and the ratio leaned with the order. Each shape's rate is its commands over its own time.
     func executeWorkloads(_ config: RedisConfiguration)
-        throws -> (with: (rate: Double, count: Int, p50: Double, p99: Double), without: (rate: Double, count: Int, p50: Double, p99: Double))
+        throws -> (
+            with: (rate: Double, count: Int, p50: Double, p99: Double),
+            without: (rate: Double, count: Int, p50: Double, p99: Double), warmUp: Int
+        )
     {
         // Untimed, first: the engine's and Redis's first seconds (connections, plan cache, the keyspace growing from
         // empty) belong to neither shape.
         let warmUp = min(2_000, max(producers, executes / 10))
-        _ = try executeWorkload(config, requestIds: true, tag: "wi", count: warmUp)
-        _ = try executeWorkload(config, requestIds: false, tag: "we", count: warmUp)
+        var warmed = try executeWorkload(config, requestIds: true, tag: "wi", count: warmUp).latencies.count
+        warmed += try executeWorkload(config, requestIds: false, tag: "we", count: warmUp).latencies.count
         var runs: [Bool: (seconds: Double, latencies: [Double])] = [true: (0, []), false: (0, [])]
         for (requestIds, tag) in [(true, "i"), (false, "e"), (true, "j"), (false, "f")] {
             let half = try executeWorkload(config, requestIds: requestIds, tag: tag, count: executes / 2)
@@ -203,7 +206,7 @@ struct Bench: ParsableCommand {
             let l = r?.latencies ?? []
             return (Double(l.count) / max(r?.seconds ?? 1, 1e-9), l.count, percentile(l, 0.5), percentile(l, 0.99))
         }
-        return (summary(runs[true]), summary(runs[false]))
+        return (summary(runs[true]), summary(runs[false]), warmed)
     }
 
     /// `count` execute commands from `producers` pipelining producers, `window` in flight each.
@@ -214,6 +217,7 @@ struct Bench: ParsableCommand {
         let start = Date()
         let stamp = Int(start.timeIntervalSince1970 * 1000)
         let latencies = Locked<[Double]>([])
+        let failures = Locked<[String]>([])
         concurrently(producers) { p in
             do {
                 let c = Client(
@@ -228,10 +232,11 @@ struct Bench: ParsableCommand {
                 }
                 latencies.withLock { $0 += mine }
             } catch {
-                print("producer \(p): \(error)")
+                failures.withLock { $0.append("producer \(p): \(error)") }
             }
         }
         let elapsed = Date().timeIntervalSince(start)
+        if let first = failures.withLock({ $0.first }) { throw ProducerFailed(message: first) }
         return (elapsed, latencies.withLock { $0 })
     }
 
@@ -243,6 +248,7 @@ struct Bench: ParsableCommand {
         let stamp = Int(start.timeIntervalSince1970 * 1000)
         let latencies = Locked<[Double]>([])
         let created = Locked(0)
+        let failures = Locked<[String]>([])
         concurrently(producers) { p in
             do {
                 let c = Client(
@@ -303,10 +309,11 @@ struct Bench: ParsableCommand {
                 latencies.withLock { $0 += mine }
                 created.withLock { $0 += made }
             } catch {
-                print("producer \(p): \(error)")
+                failures.withLock { $0.append("producer \(p): \(error)") }
             }
         }
         let elapsed = Date().timeIntervalSince(start)
+        if let first = failures.withLock({ $0.first }) { throw ProducerFailed(message: first) }
         let done = latencies.withLock { $0 }
         return (Double(done.count) / elapsed, done.count, created.withLock { $0 }, percentile(done, 0.5), percentile(done, 0.99))
     }
@@ -316,6 +323,8 @@ struct Bench: ParsableCommand {
     func rawBaseline(_ config: RedisConfiguration, count: Int) throws -> Double {
         let rawPrefix = "\(prefix)raw"
         let setup = config.makeConnection()
+        // Nothing of the baseline is left behind, whatever happens.
+        defer { try? setup.unlinkKeys(matching: "\(rawPrefix):*") }
         // One partition per connection, as the engine's owners write: each keeps its entries in order.
         for p in 0..<producers { try setup.call(["SET", Keys(prefix: rawPrefix).partition(p).epoch, "1"]) }
         let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#)!)
@@ -356,8 +365,6 @@ struct Bench: ParsableCommand {
             }
         }
         let rate = Double(perConn * producers) / Date().timeIntervalSince(start)
-        // Leave nothing of the baseline behind.
-        try setup.unlinkKeys(matching: "\(rawPrefix):*")
         return rate
     }
 
@@ -373,6 +380,8 @@ struct Bench: ParsableCommand {
     func rawBulkOrTick(_ config: RedisConfiguration, count: Int, tick: Bool, inFlight: Int = 4) throws -> Double {
         let rawPrefix = "\(prefix)raw"
         let c = config.makeConnection()
+        // Nothing of the baseline is left behind, whatever happens.
+        defer { try? c.unlinkKeys(matching: "\(rawPrefix):*") }
         let store = PartitionStore(partition: 0, keys: Keys(prefix: rawPrefix), streamMaxLen: 1_000_000)
         let keys = Keys(prefix: rawPrefix).partition(0)
         try c.call(["SET", keys.epoch, "1"])
@@ -428,7 +437,6 @@ struct Bench: ParsableCommand {
         }
         let bulkRate = try issue(bulkBatches)
         let tickRate = tick ? try issue(tickBatches) : 0
-        try c.unlinkKeys(matching: "\(rawPrefix):*")
         return tick ? tickRate : bulkRate
     }
 
@@ -560,6 +568,12 @@ func concurrently(_ n: Int, _ body: @escaping (Int) -> Void) {
         thread.start()
     }
     group.wait()
+}
+
+/// A producer thread of a workload failed (a reply missing, Redis gone): the bench fails rather than print a rate.
+struct ProducerFailed: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// A closure handed to the threads of ``concurrently(_:_:)``.

@@ -219,6 +219,20 @@ struct AuditTests {
         #expect(Hex.encode([UInt8](repeating: 0xAB, count: 100)) == String(repeating: "ab", count: 100))
     }
 
+    /// Digests of non-ASCII text taken part by part, pinned to values computed apart (Python's hashlib and hmac):
+    /// the chains stored and the keys executors hold were computed over the joined text.
+    @Test func partwiseDigestsMatchValuesComputedApart() {
+        let body = "emoji 😀👍🏽"
+        #expect(
+            AuditSigner().checksum(bodyText: body, previous: Run.genesis)
+                == "ee8deab3fe1a5c165c59925c773c2715c334d47cbd7945fcdd47162fc4ea7b15")
+        #expect(
+            AuditSigner(key: Array("secret-a".utf8)).checksum(bodyText: body, previous: Run.genesis)
+                == "c8f7d320a430ff4320b854746272a55d3d256853cc0eaf4050ae63914ee39ab7")
+        #expect(
+            ActionRequest.key(runId: "r-é ü ñ", step: "é ü ñ", tick: 7, attempt: 1) == "cf557cbbd6c3b6c772d58ae2b9471a89")
+    }
+
     /// The audit checksum and the idempotency key are digests taken part by part: each must equal the digest of the
     /// parts joined, as they were first defined (and as stored chains and executors' keys were computed).
     @Test(arguments: ["", "plain", "é ü ñ", "emoji 😀👍🏽", "line\nbreak", String(repeating: "x", count: 5000)])
