@@ -24,6 +24,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Workloads to run, comma-separated (execute,mixed,raw,bulk,tick,rawbulk,list,memory; or only mixed, or only executeRid: that row alone); default all.")
     var only: String?
 
+    /// The bench's plan: action, wait 1,000 ticks, action, end.
+    static let planJSON = #"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#
+
+    /// ``planJSON`` parsed, for the raw baselines that compute the engine's writes themselves.
+    static func plan() throws -> Plan { try Plan.parse(JSONValue.parse(planJSON) ?? .null) }
+
     func run() throws {
         let config = try RedisConfiguration(url: redisURL, timeoutSeconds: 600)
         let redis = config.makeConnection()
@@ -41,7 +47,7 @@ struct Bench: ParsableCommand {
         }
         let client = Client(redis: redis, prefix: prefix, stream: "\(prefix):replies:bench")
         // The bench's run: a linear 4-step plan, a contact with id and email, no variables.
-        let plan = #"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#
+        let plan = Self.planJSON
         _ = try client.call(["type", "registerPlan", "plan", plan])
         FileHandle.standardOutput.write(Data("| workload | figure |\n|---|---|\n".utf8))
 
@@ -50,11 +56,10 @@ struct Bench: ParsableCommand {
         let workloads = Set((only ?? "execute,mixed,raw,bulk,tick,rawbulk,list,memory").split(separator: ",").map(String.init))
         if workloads == ["executeRid"] {
             // Only the headline row (scripts/bench --cluster runs it once per cluster shape).
-            let run = try executeWorkload(config, requestIds: true, tag: "i", count: executes)
-            let l = run.latencies
+            let withIds = summary(try executeWorkload(config, requestIds: true, tag: "i", count: executes))
             row(
-                "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(l.count) commands",
-                "\(Int(Double(l.count) / run.seconds)) commands/s; p50 \(ms(percentile(l, 0.5))), p99 \(ms(percentile(l, 0.99))) command-to-reply")
+                "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands",
+                "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
             try writeTable()
             return
         }
@@ -138,8 +143,9 @@ struct Bench: ParsableCommand {
             let tick = try client.call(["type", "tick"], timeout: 1200)
             let tickSeconds = Date().timeIntervalSince(t1)
             let stepped = (tick["result"].flatMap(JSONValue.parse)?.object?["stepped"]?.int) ?? 0
-            tickRate = Double(stepped) / tickSeconds
-            row("a tick stepping \(stepped) active runs", "\(Int(Double(stepped) / tickSeconds)) run-steps/s (\(String(format: "%.1f", tickSeconds)) s)")
+            let rate = Double(stepped) / tickSeconds
+            tickRate = rate
+            row("a tick stepping \(stepped) active runs", "\(Int(rate)) run-steps/s (\(String(format: "%.1f", tickSeconds)) s)")
         }
 
         // The tick straight to Redis: one partition's ceiling on this machine.
@@ -202,11 +208,7 @@ struct Bench: ParsableCommand {
             runs[requestIds, default: (0, [])].seconds += half.seconds
             runs[requestIds, default: (0, [])].latencies += half.latencies
         }
-        func summary(_ r: (seconds: Double, latencies: [Double])?) -> (rate: Double, count: Int, p50: Double, p99: Double) {
-            let l = r?.latencies ?? []
-            return (Double(l.count) / max(r?.seconds ?? 1, 1e-9), l.count, percentile(l, 0.5), percentile(l, 0.99))
-        }
-        return (summary(runs[true]), summary(runs[false]), warmed)
+        return (summary(runs[true] ?? (0, [])), summary(runs[false] ?? (0, [])), warmed)
     }
 
     /// `count` execute commands from `producers` pipelining producers, `window` in flight each.
@@ -327,7 +329,7 @@ struct Bench: ParsableCommand {
         defer { try? setup.unlinkKeys(matching: "\(rawPrefix):*") }
         // One partition per connection, as the engine's owners write: each keeps its entries in order.
         for p in 0..<producers { try setup.call(["SET", Keys(prefix: rawPrefix).partition(p).epoch, "1"]) }
-        let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#)!)
+        let plan = try Self.plan()
         let perConn = count / producers
         // The engine writes consecutive executes of a partition 64 to a script (ChangeSet(group:)); so does this.
         let group = 64
@@ -385,7 +387,7 @@ struct Bench: ParsableCommand {
         let store = PartitionStore(partition: 0, keys: Keys(prefix: rawPrefix), streamMaxLen: 1_000_000)
         let keys = Keys(prefix: rawPrefix).partition(0)
         try c.call(["SET", keys.epoch, "1"])
-        let plan = try Plan.parse(JSONValue.parse(#"{"id":"bench","steps":[{"id":"hello","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"pause","type":"wait","ticks":1000},{"id":"nudge","type":"action","action":"send","params":{"to":"{{contact.email}}"}},{"id":"done","type":"end"}]}"#)!)
+        let plan = try Self.plan()
         let signer = AuditSigner()
         let bulkEntry = EntryID(ms: UInt64(Date().timeIntervalSince1970 * 1000), seq: 0)
         let bulkContext = ChangeContext(commandId: bulkEntry, requestId: bulkEntry.description, actor: nil, clock: 0)
@@ -409,7 +411,7 @@ struct Bench: ParsableCommand {
                     signer: signer)
                 created.changes.append(change)
                 ids.append(change.run.id)
-                if let step = Stepper.tick(run: change.run, plan: plan, context: tickContext, signer: signer) {
+                if tick, let step = Stepper.tick(run: change.run, plan: plan, context: tickContext, signer: signer) {
                     stepped.changes.append(step)
                 }
             }
@@ -418,9 +420,11 @@ struct Bench: ParsableCommand {
             stepped.batch = (PartitionKeys.progressSuffix(tickEntry.description), n + 1, #"{"start":0,"stepped":\#(start + size),"t":1}"#)
             stepped.clock = 0
             bulkBatches.append(checks + store.applyCommands([created], epoch: "1"))
-            // The owner reads the due ids once per window of 8 batches, then the runs of each batch.
-            let due = n % 8 == 0 ? [store.dueCommand(through: 1, limit: 800)] : []
-            tickBatches.append(due + store.loadCommands(ids) + store.applyCommands([stepped], epoch: "1"))
+            if tick {
+                // The owner reads the due ids once per window of 8 batches, then the runs of each batch.
+                let due = n % 8 == 0 ? [store.dueCommand(through: 1, limit: 800)] : []
+                tickBatches.append(due + store.loadCommands(ids) + store.applyCommands([stepped], epoch: "1"))
+            }
         }
         // A sliding window: batch k + inFlight is sent as soon as batch k has answered, so Redis always has work.
         func issue(_ batches: [[[String]]]) throws -> Double {
@@ -436,8 +440,7 @@ struct Bench: ParsableCommand {
             return Double(count) / Date().timeIntervalSince(t0)
         }
         let bulkRate = try issue(bulkBatches)
-        let tickRate = tick ? try issue(tickBatches) : 0
-        return tick ? tickRate : bulkRate
+        return tick ? try issue(tickBatches) : bulkRate
     }
 
     func startWindow(_ redis: any RedisCommands) -> (Int64, Int64) {
@@ -580,6 +583,12 @@ struct ProducerFailed: Error, CustomStringConvertible {
 final class Unchecked<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+/// A workload's rate (its commands over its time) and command-to-reply percentiles.
+func summary(_ run: (seconds: Double, latencies: [Double])) -> (rate: Double, count: Int, p50: Double, p99: Double) {
+    let l = run.latencies
+    return (Double(l.count) / max(run.seconds, 1e-9), l.count, percentile(l, 0.5), percentile(l, 0.99))
 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
