@@ -91,11 +91,24 @@ public enum RunID {
     }
 
     /// The partition a run id names, or nil when the id is not a run id.
+    /// Exactly three "-", the first after 13 characters, and a partition after the last that `Int` reads: digits,
+    /// optionally after a "+". Byte-wise (`split` was 12% of the engine's CPU for a listRuns page).
     public static func partition(of runID: String) -> Int? {
         guard Identifier.isValid(runID) else { return nil }
-        let parts = runID.split(separator: "-", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0].count == 13, let p = Int(parts[3]), p >= 0 else { return nil }
-        return p
+        var id = runID
+        return id.withUTF8 { b -> Int? in
+            var dashes = 0, first = -1, last = -1
+            for i in 0..<b.count where b[i] == 45 {
+                dashes += 1
+                if dashes == 1 { first = i }
+                last = i
+            }
+            guard dashes == 3, first == 13 else { return nil }
+            var digits = b[(last + 1)...]
+            if digits.first == 43 { digits = digits.dropFirst() }
+            guard let p = Digits.parse(digits), p <= UInt64(Int.max) else { return nil }
+            return Int(p)
+        }
     }
 
     /// The smallest run id a command at `entry` (or later) can create: runs below it existed before.

@@ -132,6 +132,31 @@ struct IdentifierTests {
         #expect(RunID.partition(of: text) == nil)
     }
 
+    /// The byte-wise parse answers what the `split` it replaced did, on ids near the format (a seeded generator:
+    /// digits, "-", "+" and a letter, 13 digits up front half the time).
+    @Test func runIDPartitionMatchesSplit() {
+        func reference(_ id: String) -> Int? {
+            guard Identifier.isValid(id) else { return nil }
+            let parts = id.split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.count == 4, parts[0].count == 13, let p = Int(parts[3]), p >= 0 else { return nil }
+            return p
+        }
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next(_ n: Int) -> Int {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int((seed >> 33) % UInt64(n))
+        }
+        let alphabet = Array("0123456789-+a-")
+        var samples = ["1795428000000-000003-00007-+5", "1795428000000-000003-00007-99999999999999999999",
+            "1795428000000-000003-00007-9223372036854775807", "1795428000000---1", "1795428000000-a-b-3"]
+        for _ in 0..<20_000 {
+            var s = next(2) == 0 ? "1795428000000" : ""
+            for _ in 0..<next(24) { s.append(alphabet[next(alphabet.count)]) }
+            samples.append(s)
+        }
+        for s in samples { #expect(RunID.partition(of: s) == reference(s), "\(s)") }
+    }
+
     /// Entry ids are parsed byte by byte: digits only, each part within UInt64.
     @Test func entryIDParsing() {
         #expect(EntryID("0-0") == EntryID(ms: 0, seq: 0))
