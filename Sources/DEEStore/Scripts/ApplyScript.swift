@@ -95,20 +95,39 @@ local function indexMoves(first, last)
   local n = 0
   if created > 0 then n = redis.call('INCRBY', base .. ':nruns', created) - created end
   local rem, add, order, counts, corder = {}, {}, {}, {}, {}
-  local function push(t, key, ...)
-    if not rem[key] and not add[key] then table.insert(order, key) end
-    if not t[key] then t[key] = {} end
-    for _, v in ipairs({...}) do table.insert(t[key], v) end
-  end
-  local function count(hash, b, d)
-    for _, f in ipairs(countFields(b)) do
-      local k = hash .. '\0' .. f
-      if not counts[k] then
-        counts[k] = 0
-        table.insert(corder, {hash, f, k})
-      end
-      counts[k] = counts[k] + d
+  -- No table per call and no number formatted twice: in Redis's Lua a small table costs ~1 µs and a number
+  -- turned into a string ~0.5 µs, and a tick step makes four index moves.
+  local function push(t, key, a, v)
+    local l = t[key]
+    if not l then
+      if not rem[key] and not add[key] then table.insert(order, key) end
+      l = {}
+      t[key] = l
     end
+    l[#l + 1] = a
+    if v ~= nil then l[#l + 1] = v end
+  end
+  local names, fieldKeys = {}, {}
+  local function count(hash, b, d)
+    local byBucket = fieldKeys[hash]
+    if not byBucket then
+      byBucket = {}
+      fieldKeys[hash] = byBucket
+    end
+    local ks = byBucket[b]
+    if not ks then
+      ks = {}
+      for j, f in ipairs(countFields(b)) do
+        local k = hash .. '\0' .. f
+        if not counts[k] then
+          counts[k] = 0
+          table.insert(corder, {hash, f, k})
+        end
+        ks[j] = k
+      end
+      byBucket[b] = ks
+    end
+    for j = 1, #ks do counts[ks[j]] = counts[ks[j]] + d end
   end
   for j = first, last, 5 do
     local id, plan, from, to, score = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4]
@@ -129,17 +148,24 @@ local function indexMoves(first, last)
       push(add, base .. ':idx:status:' .. to, score, id)
       push(add, base .. ':idx:ps:' .. plan .. ':' .. to, score, id)
     else
+      local bs = names[b]
+      if not bs then
+        bs = ':' .. string.format('%d', b)
+        names[b] = bs
+      end
       local s, p = base .. ':ixs:', base .. ':ixp:' .. plan .. ':'
       if from ~= '' then
-        push(rem, s .. from .. ':' .. b, id)
-        push(rem, p .. from .. ':' .. b, id)
-        count(s .. from, b, -1)
-        count(p .. from, b, -1)
+        local sf, pf = s .. from, p .. from
+        push(rem, sf .. bs, id)
+        push(rem, pf .. bs, id)
+        count(sf, b, -1)
+        count(pf, b, -1)
       end
-      push(add, s .. to .. ':' .. b, score, id)
-      push(add, p .. to .. ':' .. b, score, id)
-      count(s .. to, b, 1)
-      count(p .. to, b, 1)
+      local st, pt = s .. to, p .. to
+      push(add, st .. bs, score, id)
+      push(add, pt .. bs, score, id)
+      count(st, b, 1)
+      count(pt, b, 1)
     end
   end
   for _, key in ipairs(order) do
