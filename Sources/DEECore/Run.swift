@@ -157,20 +157,58 @@ public struct Run: Sendable, Equatable {
         ]
     }
 
+    /// A name of at most two bytes as a number (first byte high), nil for a longer one.
+    static func shortCode(_ name: String) -> UInt16? {
+        let bytes = name.utf8
+        guard bytes.count <= 2 else { return nil }
+        var code: UInt16 = 0
+        for b in bytes { code = code << 8 | UInt16(b) }
+        return code
+    }
+
+    /// ``storedNames``' short names as codes, in order: a field name is found among 22 numbers, not hashed.
+    static let shortCodes: [UInt16] = storedNames.map { shortCode($0.short) ?? 0 }
+
+    /// The position of each long name (layout 1) in ``storedNames``.
+    static let longSlots: [String: Int] = Dictionary(
+        uniqueKeysWithValues: storedNames.enumerated().map { ($0.element.long, $0.offset) })
+
+    /// ``storedNames``' positions, by short name.
+    private enum Slot: Int {
+        case p, v, c, s, st, n, r, t0, t, sa, ca, o, vr, e, ct, pf, d, at, k, df, h, a
+    }
+
     /// Reads a run back from the hash stored under `id` (layout 2, layout 1, or a mix: see ``storedNames``); the id
     /// defaults to a layout-1 hash's `id` field. Nil when required fields are missing or malformed.
     public init?(id: String? = nil, fields f: [String: String]) {
-        // Layout 2's names are at most two characters, layout 1's longer: a hash with none of the long ones (every
-        // hash since `dee migrate`) is not searched for them (most fields are absent, stored only when not default).
-        let legacy = f.keys.contains { $0.utf8.count > 2 }
-        func v(_ short: String, _ long: String) -> String? { f[short] ?? (legacy ? f[long] : nil) }
-        func int(_ short: String, _ long: String) -> Int? { v(short, long).flatMap { Int($0) } }
-        guard let id = id ?? f["id"], let planId = v("p", "planId"), let version = int("v", "planVersion"),
-            let contactId = v("c", "contactId"), let status = v("s", "status").flatMap(RunStatus.init(rawValue:)),
-            let startedAt = v("sa", "startedAt").map({ Int64($0) }) ?? Self.startedAt(impliedBy: id)
+        self.init(id: id, storedPairs: f.map { ($0.key, $0.value) })
+    }
+
+    /// The same from the hash's (field, value) pairs as `HGETALL` answers them: each short name found among
+    /// ``shortCodes``, not the hash made into a dictionary and then searched for every name (its hashing was the
+    /// largest part of reading a page of runs for listRuns); a long name (layout 1) looked up in ``longSlots``.
+    public init?(id: String? = nil, storedPairs: [(String, String)]) {
+        // A short name wins over its long one (layout 1's, in a hash a layout-2 writer updated in part).
+        var short = [String?](repeating: nil, count: Self.storedNames.count)
+        var long = short
+        var idField: String?
+        for (name, value) in storedPairs {
+            if let code = Self.shortCode(name), let slot = Self.shortCodes.firstIndex(of: code) {
+                short[slot] = value
+            } else if let slot = Self.longSlots[name] {
+                long[slot] = value
+            } else if name == "id" {
+                idField = value
+            }
+        }
+        func v(_ slot: Slot) -> String? { short[slot.rawValue] ?? long[slot.rawValue] }
+        func int(_ slot: Slot) -> Int? { v(slot).flatMap { Int($0) } }
+        guard let id = id ?? idField, let planId = v(.p), let version = int(.v), let contactId = v(.c),
+            let status = v(.s).flatMap(RunStatus.init(rawValue:)),
+            let startedAt = v(.sa).map({ Int64($0) }) ?? Self.startedAt(impliedBy: id)
         else { return nil }
         let startTick: Int
-        if let text = v("t0", "startTick") {
+        if let text = v(.t0) {
             guard let n = Int(text) else { return nil }
             startTick = n
         } else {
@@ -178,21 +216,21 @@ public struct Run: Sendable, Equatable {
         }
         self.init(
             id: id, planId: planId, planVersion: version, contactId: contactId,
-            contact: v("ct", "contact").flatMap(JSONValue.parse)?.object ?? [:], status: status,
-            currentStep: v("st", "currentStep"), stepsRemaining: int("r", "stepsRemaining") ?? 0,
+            contact: v(.ct).flatMap(JSONValue.parse)?.object ?? [:], status: status,
+            currentStep: v(.st), stepsRemaining: int(.r) ?? 0,
             startTick: startTick, startedAt: startedAt,
-            variables: v("vr", "variables").flatMap(JSONValue.parse)?.object ?? [:])
-        stepsCompleted = int("n", "stepsCompleted") ?? 0
-        currentTick = int("t", "currentTick") ?? startTick
-        completedAt = v("ca", "completedAt").flatMap { Int64($0) }
-        outcome = v("o", "outcome")
-        error = v("e", "error")
-        pausedFrom = v("pf", "pausedFrom").flatMap(RunStatus.init(rawValue:))
-        due = int("d", "due")
-        attempt = int("at", "attempt") ?? 0
-        awaitKey = v("k", "awaitKey")
-        deferred = v("df", "deferred").flatMap(JSONValue.parse)?.array ?? []
-        auditHead = v("h", "auditHead") ?? Run.genesis
-        auditCount = int("a", "auditCount") ?? 0
+            variables: v(.vr).flatMap(JSONValue.parse)?.object ?? [:])
+        stepsCompleted = int(.n) ?? 0
+        currentTick = int(.t) ?? startTick
+        completedAt = v(.ca).flatMap { Int64($0) }
+        outcome = v(.o)
+        error = v(.e)
+        pausedFrom = v(.pf).flatMap(RunStatus.init(rawValue:))
+        due = int(.d)
+        attempt = int(.at) ?? 0
+        awaitKey = v(.k)
+        deferred = v(.df).flatMap(JSONValue.parse)?.array ?? []
+        auditHead = v(.h) ?? Run.genesis
+        auditCount = int(.a) ?? 0
     }
 }

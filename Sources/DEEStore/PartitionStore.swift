@@ -36,7 +36,7 @@ public struct PartitionStore: Sendable {
                 if e.hasPrefix("WRONGTYPE") { return nil }
                 throw RedisError(.server, e)
             }
-            return Run(id: id, fields: reply.pairs)
+            return Run(id: id, storedPairs: reply.pairList)
         }
     }
 

@@ -53,6 +53,19 @@ public enum RESPValue: Sendable, Hashable {
         return out
     }
 
+    /// A flat array (`HGETALL`) as its (field, value) pairs, in reply order.
+    public var pairList: [(String, String)] {
+        guard let items = array else { return [] }
+        var out: [(String, String)] = []
+        out.reserveCapacity(items.count / 2)
+        var i = 0
+        while i + 1 < items.count {
+            if let k = items[i].string, let v = items[i + 1].string { out.append((k, v)) }
+            i += 2
+        }
+        return out
+    }
+
     /// Stream entries (`XRANGE`, or one stream of an `XREAD` reply) as (id, fields).
     public var streamEntries: [(id: String, fields: [String: String])] {
         (array ?? []).compactMap { item in

@@ -112,6 +112,22 @@ struct RunTests {
         #expect(Run(id: before.id, fields: hash) == change.run)
     }
 
+    /// The pairs reader (listRuns and ticks read `HGETALL`'s pairs) reads what the dictionary reader does: layout 2,
+    /// layout 1, and a mix in either order, where a short name wins over its long one.
+    @Test func storedPairsReadLikeTheDictionary() throws {
+        let run = Self.fullRun()
+        let short = Self.fields(run), long = Self.legacyFields(run)
+        #expect(Run(id: run.id, storedPairs: short.map { ($0.key, $0.value) }) == run)
+        #expect(Run(storedPairs: long.map { ($0.key, $0.value) }) == run)
+        var stale = long
+        stale["status"] = "failed"
+        stale["planVersion"] = "77"
+        let mixed = stale.map { ($0.key, $0.value) } + [("s", run.status.rawValue), ("v", String(run.planVersion))]
+        #expect(Run(id: run.id, storedPairs: mixed) == run)
+        #expect(Run(id: run.id, storedPairs: Array(mixed.reversed())) == run)
+        #expect(Run(id: run.id, storedPairs: [("p", "x"), ("c", "y")]) == nil, "no version, no status")
+    }
+
     @Test func fieldChangesWriteWhatAFullWriteWould() throws {
         var change = RunChange(run: Self.fullRun())
         change.run.startTick = 17
