@@ -29,7 +29,7 @@ end
 table.sort(cand, function(a, b) return a[1] > b[1] end)
 local frontier = redis.call('ZRANGE', KEYS[1], 0, 0)[1]
 local m = tonumber(redis.call('GET', base .. ':nlegacy')) or 0
-local adds, order, counts, corder, lowest = {}, {}, {}, {}, {}
+local adds, order, lowest = {}, {}, {}
 local function add(key, score, id)
   if not adds[key] then
     adds[key] = {}
@@ -39,16 +39,7 @@ local function add(key, score, id)
   table.insert(adds[key], id)
 end
 \#(IndexKeysLua.countFields)
-local function count(hash, b)
-  for _, f in ipairs(countFields(b)) do
-    local k = hash .. '\0' .. f
-    if not counts[k] then
-      counts[k] = 0
-      table.insert(corder, {hash, f, k})
-    end
-    counts[k] = counts[k] + 1
-  end
-end
+\#(IndexKeysLua.countTally)
 local moved = 0
 for i = 1, math.min(size, #cand) do
   local id, score, s = cand[i][1], cand[i][2], cand[i][3]
@@ -56,18 +47,18 @@ for i = 1, math.min(size, #cand) do
   m = m + 1
   redis.call('ZREM', base .. ':idx:status:' .. s, id)
   add(base .. ':ixs:' .. s .. ':' .. b, score, id)
-  count(base .. ':ixs:' .. s, b)
+  tally(base .. ':ixs:' .. s, b, 1)
   local f = redis.call('HMGET', base .. ':run:' .. id, 'p', 'planId')
   local plan = f[1] or f[2]
   if plan and redis.call('ZREM', base .. ':idx:ps:' .. plan .. ':' .. s, id) == 1 then
     add(base .. ':ixp:' .. plan .. ':' .. s .. ':' .. b, score, id)
-    count(base .. ':ixp:' .. plan .. ':' .. s, b)
+    tally(base .. ':ixp:' .. plan .. ':' .. s, b, 1)
   end
   lowest[b] = id
   moved = moved + 1
 end
 for _, key in ipairs(order) do redis.call('ZADD', key, unpack(adds[key])) end
-for _, c in ipairs(corder) do redis.call('HINCRBY', c[1], c[2], counts[c[3]]) end
+writeTally()
 for b, id in pairs(lowest) do
   if frontier and tonumber(string.match(frontier, ' (%-?%d+)$')) == b then redis.call('ZREM', KEYS[1], frontier) end
   redis.call('ZADD', KEYS[1], 0, id .. ' ' .. b)
