@@ -194,10 +194,18 @@ import Testing
                 try client.register(plan)
                 let contacts = (0..<240).map { contact("k\($0)") }.joined(separator: ",")
                 #expect(try client.call("bulkExecute", ["planId": "r", "contacts": "[\(contacts)]", "batchSize": "50"]).ok)
-                for i in 0..<20 { try client.run("r", "e\(i)") }
+                // Each execute in a millisecond of its own: listRuns orders runs of one millisecond by id ascending
+                // and newer milliseconds first, so two executes that happened to share one on a single deployment
+                // (a command's round trip is under 1 ms on a fast machine) would list in the other order there.
+                func run(_ i: Int) throws {
+                    usleep(2000)
+                    try client.run("r", "e\(i)")
+                    usleep(2000)
+                }
+                for i in 0..<20 { try run(i) }
                 #expect(try client.call("tick", ["count": "2"]).ok)
                 #expect(try client.call("bulkCancel", ["filters": #"{"planId":"r","status":["waiting"]}"#, "reason": "x"]).ok)
-                for i in 20..<30 { try client.run("r", "e\(i)") }
+                for i in 20..<30 { try run(i) }
                 #expect(try client.call("tick", ["count": "3"]).ok)
                 var said: [String] = []
                 let shapes: [[String: String]] = [
