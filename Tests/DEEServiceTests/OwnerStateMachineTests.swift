@@ -75,6 +75,14 @@ import Testing
         }
     }
 
+    @Test func fieldsAtTheirDefaultAreLeftOutAndReadTheSameAsTheEarlierEmptyOnes() {
+        let minimal = InboxEntry(type: "tick", requestId: nil, fingerprint: "", replyTo: nil, actor: nil, args: "{}")
+        #expect(minimal.fields == ["type", "tick", "fp", "", "args", "{}"])
+        // What versions before this one wrote for the same entry, an inbox an upgraded owner may still hold.
+        let earlier = ["type": "tick", "rid": "", "fp": "", "replyTo": "", "actor": "", "args": "{}", "parts": "1"]
+        #expect(InboxEntry(fields: earlier) == minimal)
+    }
+
     @Test func anEntryWithoutATypeIsNotAnInboxEntry() {
         #expect(InboxEntry(fields: ["args": "{}"]) == nil)
         #expect(InboxEntry(fields: ["type": ""]) == nil)

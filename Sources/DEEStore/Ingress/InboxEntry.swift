@@ -47,12 +47,17 @@ public struct InboxEntry: Sendable, Equatable {
             planVersion: fields["planVersion"].flatMap { Int($0) }, failure: text("fail"), indexes: text("indexes"))
     }
 
-    /// The entry's fields, as `XADD` takes them.
+    /// The entry's fields, as `XADD` takes them. A field at its default (no requestId, replyTo or actor; one
+    /// partition) is left out: ``init(fields:)`` reads an absent one as the default, as every earlier version did,
+    /// and each field costs the router's append script and the owner's read.
     public var fields: [String] {
-        var f = [
-            "type", type, "rid", requestId ?? "", "fp", fingerprint, "replyTo", replyTo ?? "", "actor", actor ?? "",
-            "args", args, "parts", String(parts),
-        ]
+        var f = ["type", type]
+        if let requestId { f += ["rid", requestId] }
+        f += ["fp", fingerprint]
+        if let replyTo { f += ["replyTo", replyTo] }
+        if let actor { f += ["actor", actor] }
+        f += ["args", args]
+        if parts != 1 { f += ["parts", String(parts)] }
         if let targets { f += ["targets", targets.map(String.init).joined(separator: ",")] }
         if let planVersion { f += ["planVersion", String(planVersion)] }
         if let failure { f += ["fail", failure] }

@@ -35,9 +35,8 @@ local codes = {}
 local i, n = 2, #ARGV
 while i <= n do
   local id, c = ARGV[i], tonumber(ARGV[i + 1])
-  local fields = {}
-  for k = 1, c do fields[k] = ARGV[i + 1 + k] end
-  local ok = redis.pcall('XADD', KEYS[1], id, unpack(fields))
+  -- The fields straight from ARGV: a table per entry (filled, then unpacked) was a third of the script's time.
+  local ok = redis.pcall('XADD', KEYS[1], id, unpack(ARGV, i + 2, i + 1 + c))
   if type(ok) == 'table' and ok.err then
     -- Only a refusal for the id means "maybe there already"; any other error (OOM under maxmemory) ends the
     -- script with it: the entries before were appended and will be found present when the batch is retried.
