@@ -114,6 +114,39 @@ public struct Run: Sendable, Equatable {
         ])
     }
 
+    /// `wire.canonical`, printed directly in the keys' sorted order without building the object: every command
+    /// that answers with a run prints one (RunTests checks the two agree).
+    public var wireText: String {
+        var out: [UInt8] = []
+        out.reserveCapacity(320)
+        func key(_ name: StaticString) {
+            out.append(out.isEmpty ? UInt8(ascii: "{") : UInt8(ascii: ","))
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        func text(_ s: String?) {
+            if let s { JSONValue.writeString(s, to: &out) } else { out.append(contentsOf: "null".utf8) }
+        }
+        key("completedAt"); text(completedAt.map(Timestamp.iso))
+        key("contactId"); text(contactId)
+        key("currentStep"); text(currentStep)
+        key("currentTick"); JSONValue.writeInt(currentTick, to: &out)
+        key("error"); text(error)
+        key("id"); text(id)
+        key("outcome"); text(outcome)
+        key("planId"); text(planId)
+        key("planVersion"); JSONValue.writeInt(planVersion, to: &out)
+        key("startTick"); JSONValue.writeInt(startTick, to: &out)
+        key("startedAt"); text(Timestamp.iso(startedAt))
+        key("status"); text(status.rawValue)
+        key("stepsCompleted"); JSONValue.writeInt(stepsCompleted, to: &out)
+        key("stepsRemaining"); JSONValue.writeInt(stepsRemaining, to: &out)
+        key("variables"); JSONValue.object(variables).write(to: &out)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
+    }
+
     // MARK: - Storage form: one Redis hash per run, short field names, defaults and derived fields absent.
 
     /// The stored attributes: the field name of layout 2 (docs/MEMORY.md) and of layout 1, the one before it. Layout

@@ -37,7 +37,7 @@ struct PartitionReads: Sendable {
         guard let p = RunID.partition(of: runId), p < config.partitions, let run = try store(p).loadRun(runId, redis) else {
             return .error(notFound(runId))
         }
-        return .ok(run.wire)
+        return .ok(run)
     }
 
     func notFound(_ runId: String) -> DEEError {

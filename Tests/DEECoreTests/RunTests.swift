@@ -49,6 +49,18 @@ struct RunTests {
         return Dictionary(uniqueKeysWithValues: all.compactMap { k, v in v.map { (k, $0) } })
     }
 
+    @Test func wireTextIsTheCanonicalWireForm() {
+        var terminal = Fixtures.startedRun().run
+        Transitions.finish(&terminal, status: .completed, outcome: "done", context: Fixtures.context(clock: 6))
+        var unicode = Self.fullRun()
+        unicode.contactId = "ü\u{1}\u{7f}\\/é🙂"
+        unicode.variables = [:]
+        unicode.currentStep = nil
+        for run in [Self.fullRun(), Fixtures.startedRun().run, terminal, unicode] {
+            #expect(run.wireText == run.wire.canonical)
+        }
+    }
+
     @Test func storedFieldsRoundTripAFullRun() throws {
         let run = Self.fullRun()
         let back = try #require(Run(id: run.id, fields: Self.fields(run)))

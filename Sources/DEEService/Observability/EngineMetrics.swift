@@ -120,16 +120,16 @@ public final class EngineMetrics: Sendable {
     public func command(_ type: String, _ outcome: Outcome, since start: ContinuousClock.Instant? = nil) {
         guard factory != nil else { return }
         let type = Self.served.contains(type) ? type : "other"
-        switch outcome.result {
-        case .success(let value):
+        // `failure`, not `result`: a success given printed (a run) would be parsed back for nothing.
+        if let error = outcome.failure {
+            counter(Name.commandsFailed, [("type", type), ("code", error.code.rawValue)]).increment()
+        } else {
             counter(Name.commandsApplied, [("type", type)]).increment()
-            if type == "tick", let start {
+            if type == "tick", let start, case .success(let value) = outcome.result {
                 let elapsed = ContinuousClock.now - start
                 timer(Name.tickDuration, []).recordNanoseconds(Self.nanoseconds(elapsed))
                 if let stepped = value.object?["stepped"]?.int { recorder(Name.tickSteps).record(stepped) }
             }
-        case .failure(let error):
-            counter(Name.commandsFailed, [("type", type), ("code", error.code.rawValue)]).increment()
         }
         if let start {
             timer(Name.applyDuration, [("type", type)]).recordNanoseconds(Self.nanoseconds(ContinuousClock.now - start))

@@ -237,7 +237,7 @@ extension PartitionOwner {
                                     copyPlan(plan.0, plan.1, into: &set)
                                     copying.insert(copy)
                                 }
-                                items[i].outcome = .ok(change.run.wire)
+                                items[i].outcome = .ok(change.run)
                             }
                         } else {
                             do {

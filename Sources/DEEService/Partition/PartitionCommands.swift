@@ -21,7 +21,7 @@ extension PartitionOwner {
         }
         switch request {
         case .getRun(let runId):
-            if let batch { return batch.run(runId).map { .ok($0.wire) } ?? .error(reads.notFound(runId)) }
+            if let batch { return batch.run(runId).map { .ok($0) } ?? .error(reads.notFound(runId)) }
             return try reads.getRun(runId, redis)
         case .listRuns(let filter, let limit, let offset):
             if let batch, let contact = filter.contactId,
@@ -57,7 +57,7 @@ extension PartitionOwner {
             let run = try loadRun(runId)
             let change = try Transitions.pause(run: run, reason: reason, context: context, signer: signer)
             changes.changes = [change]
-            return .ok(change.run.wire)
+            return .ok(change.run)
         case .resumeRun(let runId):
             let run = try loadRun(runId)
             var change = try Transitions.resume(run: run, context: context, signer: signer)
@@ -65,12 +65,12 @@ extension PartitionOwner {
                 Stepper.applyDeferred(&change, plan: plan, context: context, signer: signer)
             }
             changes.changes = [change]
-            return .ok(change.run.wire)
+            return .ok(change.run)
         case .cancelRun(let runId, let reason):
             let run = try loadRun(runId)
             let change = try Transitions.cancel(run: run, reason: reason, action: "cancel", context: context, signer: signer)
             changes.changes = [change]
-            return .ok(change.run.wire)
+            return .ok(change.run)
         case .bulkCancel(let filter, let reason):
             return try bulkCancel(filter, reason: reason, context: context, changes: &changes, redis)
         case .suppress(let contactId, let reason):
@@ -103,9 +103,9 @@ extension PartitionOwner {
                 run: run, plan: plan, key: key, ok: ok, error: error, data: data, context: context, signer: signer)
             {
                 changes.changes = [change]
-                return .ok(change.run.wire)
+                return .ok(change.run)
             }
-            return .ok(run.wire)
+            return .ok(run)
         case .replay(let runId):
             let run = try load(runId, redis)
             let plan = try planVersion(run.planId, run.planVersion, redis)
@@ -165,7 +165,7 @@ extension PartitionOwner {
             startTick: startTick, context: context, signer: signer)
         changes.changes = [change]
         copyPlan(p, version, into: &changes)
-        return .ok(change.run.wire)
+        return .ok(change.run)
     }
 
     /// How far a batched command got before an interruption: the batches it wrote and its saved counts
