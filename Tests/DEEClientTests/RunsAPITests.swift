@@ -27,7 +27,11 @@ import Testing
         try await ClientHarness.with { engine, _ in
             let plan = try Plan(json: welcomePlanJSON)
             var ids: [String] = []
-            for n in 1...3 { ids.append(try await engine.execute(plan, contact: Contact(id: "c\(n)")).id) }
+            for n in 1...3 {
+                // A millisecond of its own each: runs of one millisecond list oldest first (id ascending).
+                try await Task.sleep(for: .milliseconds(2))
+                ids.append(try await engine.execute(plan, contact: Contact(id: "c\(n)")).id)
+            }
             _ = try await engine.cancelRun(ids[1], reason: "not this one")
             let active = try await engine.listRuns(status: [.active])
             #expect(active.total == 2)
