@@ -87,7 +87,34 @@ enum Digits {
 /// creation order, a redelivered or replayed command derives the same id, and the id names its partition.
 public enum RunID {
     public static func make(entry: EntryID, index: Int, partition: Int) -> String {
-        pad(entry.ms, 13) + "-" + pad(entry.seq, 6) + "-" + pad(UInt64(clamping: index), 5) + "-" + String(partition)
+        // Printed into one buffer: four strings concatenated was 2.5% of the owner's time on execute.
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        padded(entry.ms, 13, &out)
+        out.append(UInt8(ascii: "-"))
+        padded(entry.seq, 6, &out)
+        out.append(UInt8(ascii: "-"))
+        padded(UInt64(clamping: index), 5, &out)
+        out.append(UInt8(ascii: "-"))
+        if partition < 0 { out.append(UInt8(ascii: "-")) }
+        padded(UInt64(partition.magnitude), 0, &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// `n`'s decimal digits, zero-padded on the left to `width`.
+    private static func padded(_ n: UInt64, _ width: Int, _ out: inout [UInt8]) {
+        var count = 1
+        var rest = n
+        while rest >= 10 {
+            rest /= 10
+            count += 1
+        }
+        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: max(width, count)))
+        rest = n
+        for i in stride(from: out.count - 1, through: out.count - count, by: -1) {
+            out[i] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        }
     }
 
     /// The partition a run id names, or nil when the id is not a run id.

@@ -176,18 +176,46 @@ public struct Run: Sendable, Equatable {
 
     /// Every stored field, by its short name, in ``storedNames``' order; nil values are to be deleted from the hash.
     public var storedFields: [(String, String?)] {
-        [
-            ("p", planId), ("v", String(planVersion)), ("c", contactId), ("s", status.rawValue), ("st", currentStep),
-            ("n", Self.nonZero(stepsCompleted)), ("r", Self.nonZero(stepsRemaining)), ("t0", Self.nonZero(startTick)),
-            ("t", currentTick == startTick ? nil : String(currentTick)),
-            ("sa", Self.startedAt(impliedBy: id) == startedAt ? nil : String(startedAt)),
-            ("ca", completedAt.map { String($0) }), ("o", outcome),
-            ("vr", variables.isEmpty ? nil : JSONValue.object(variables).canonical), ("e", error),
-            ("ct", contact.isEmpty ? nil : JSONValue.object(contact).canonical), ("pf", pausedFrom?.rawValue),
-            ("d", due.map { String($0) }), ("at", Self.nonZero(attempt)), ("k", awaitKey),
-            ("df", deferred.isEmpty ? nil : JSONValue.array(deferred).canonical),
-            ("h", auditHead == Run.genesis ? nil : auditHead), ("a", Self.nonZero(auditCount)),
-        ]
+        var fields: [(String, String?)] = []
+        fields.reserveCapacity(Self.storedNames.count)
+        forEachStoredField { fields.append(($0, $1)) }
+        return fields
+    }
+
+    /// The fields a new run's hash is written with: ``storedFields`` without the absent ones (a new run has none to
+    /// delete), collected without the list of optionals in between.
+    public var presentStoredFields: [(String, String)] {
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(Self.storedNames.count)
+        forEachStoredField { name, value in if let value { fields.append((name, value)) } }
+        return fields
+    }
+
+    /// Calls `body` with each stored field by its short name and its stored form (nil: absent), in ``storedNames``'
+    /// order: the one list both forms above come from.
+    func forEachStoredField(_ body: (String, String?) -> Void) {
+        body("p", planId)
+        body("v", String(planVersion))
+        body("c", contactId)
+        body("s", status.rawValue)
+        body("st", currentStep)
+        body("n", Self.nonZero(stepsCompleted))
+        body("r", Self.nonZero(stepsRemaining))
+        body("t0", Self.nonZero(startTick))
+        body("t", currentTick == startTick ? nil : String(currentTick))
+        body("sa", Self.startedAt(impliedBy: id) == startedAt ? nil : String(startedAt))
+        body("ca", completedAt.map { String($0) })
+        body("o", outcome)
+        body("vr", variables.isEmpty ? nil : JSONValue.object(variables).canonical)
+        body("e", error)
+        body("ct", contact.isEmpty ? nil : JSONValue.object(contact).canonical)
+        body("pf", pausedFrom?.rawValue)
+        body("d", due.map { String($0) })
+        body("at", Self.nonZero(attempt))
+        body("k", awaitKey)
+        body("df", deferred.isEmpty ? nil : JSONValue.array(deferred).canonical)
+        body("h", auditHead == Run.genesis ? nil : auditHead)
+        body("a", Self.nonZero(auditCount))
     }
 
     /// A name of at most two bytes as a number (first byte high), nil for a longer one.

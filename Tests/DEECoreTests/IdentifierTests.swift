@@ -3,6 +3,25 @@ import Testing
 
 @Suite("Identifiers, entry ids, run ids, partitions")
 struct IdentifierTests {
+    /// The run id printed into one buffer is the zero-padded concatenation it always was, at every width.
+    @Test func runIdsAreZeroPaddedFields() {
+        func pad(_ n: UInt64, _ w: Int) -> String {
+            let s = String(n)
+            return s.count >= w ? s : String(repeating: "0", count: w - s.count) + s
+        }
+        for ms in [0, 7, 1_795_428_000_000, 9_999_999_999_999, 10_000_000_000_000, UInt64.max] as [UInt64] {
+            for seq in [0, 42, 999_999, 1_000_000, UInt64.max] as [UInt64] {
+                for index in [0, 9, 99_999, 100_000, Int.max, -1] {
+                    for partition in [0, 7, 1023, -3] {
+                        let old = pad(ms, 13) + "-" + pad(seq, 6) + "-" + pad(UInt64(clamping: index), 5) + "-"
+                            + String(partition)
+                        #expect(RunID.make(entry: EntryID(ms: ms, seq: seq), index: index, partition: partition) == old)
+                    }
+                }
+            }
+        }
+    }
+
     @Test(arguments: [
         "a", "Z", "0", "contact_123", "jane@example.com", "a.b-c_d@e+f", "ABCxyz0189",
         String(repeating: "x", count: 128),

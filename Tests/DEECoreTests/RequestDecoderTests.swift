@@ -382,4 +382,15 @@ struct RequestDecoderTests {
         let empty = decoder.header([])
         #expect(empty.type == nil && empty.requestId == nil && empty.replyTo == nil && empty.actor == nil)
     }
+
+    @Test func aFieldGivenTwiceIsNamedInShortAndLongEntries() {
+        // The first name that repeats, whether the entry is checked pair by pair (up to 16 fields) or by a set.
+        expectError([("type", "getRun"), ("runId", runID), ("runId", runID)], code: .badRequest, field: "runId")
+        expectError([("type", "getRun"), ("actor", "a"), ("runId", runID), ("actor", "b")], code: .badRequest, field: "actor")
+        var long: [(String, String)] = [("type", "getRun"), ("runId", runID)]
+        for k in 0..<20 { long.append(("x\(k)", "v")) }
+        long.append(("x3", "again"))
+        long.append(("type", "again"))
+        expectError(long, code: .badRequest, field: "x3")
+    }
 }

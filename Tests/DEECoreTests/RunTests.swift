@@ -152,6 +152,24 @@ struct RunTests {
         #expect(hash == Self.fields(change.run), "currentTick is stored relative to startTick")
     }
 
+    @Test func aNewRunIsWrittenWithItsPresentFields() {
+        var full = Fixtures.startedRun().run
+        full.completedAt = 5
+        full.outcome = "done"
+        full.error = "e"
+        full.pausedFrom = .active
+        full.attempt = 2
+        full.awaitKey = "k"
+        full.deferred = [["x": 1]]
+        for run in [Fixtures.startedRun().run, full] {
+            let present = run.storedFields.compactMap { k, v in v.map { (k, $0) } }
+            #expect(run.presentStoredFields.map(\.0) == present.map(\.0))
+            #expect(run.presentStoredFields.map(\.1) == present.map(\.1))
+            let change = RunChange(run: run, created: true)
+            #expect(change.fieldChanges.set.map(\.0) == present.map(\.0) && change.fieldChanges.deleted.isEmpty)
+        }
+    }
+
     @Test func nullAndDefaultFieldsAreDeletedNotStored() {
         let run = Fixtures.startedRun().run
         let stored = Dictionary(run.storedFields.map { ($0.0, $0.1) }, uniquingKeysWith: { a, _ in a })

@@ -59,6 +59,35 @@ struct TransitionTests {
         #expect(entry.details.object?["status"] == "active")
     }
 
+    /// start prints its audit details directly: the stored entry is the canonical body of the details it keeps,
+    /// and the chain verifies, for contacts and variables that need sorting and escaping.
+    @Test(arguments: [nil, 10] as [Int?])
+    func startsAuditEntryIsItsCanonicalBody(startTick: Int?) throws {
+        let plan = Fixtures.plan(Fixtures.linearJSON)
+        let contact: [String: JSONValue] = ["id": "c\"1", "email": "a@b.c", "zeta": ["b": 2, "a": [1, .double(2.5)]]]
+        let variables: [String: JSONValue] = ["z": 1, "a": "é\n", "m": .null]
+        for (c, v) in [(contact, variables), (["id": "c1"], [:])] as [([String: JSONValue], [String: JSONValue])] {
+            let change = Transitions.start(
+                runId: "r1", plan: plan, version: 3, contact: c, contactId: "c1", variables: v, startTick: startTick,
+                context: Fixtures.context(clock: 5), signer: signer)
+            let entry = try #require(change.audit.first)
+            let details: JSONValue = [
+                "planId": .string(plan.id), "planVersion": 3, "status": .string(change.run.status.rawValue),
+                "startTick": .int(change.run.startTick), "variables": .object(v), "contact": .object(c),
+            ]
+            #expect(entry.details == details)
+            var stored = try #require(JSONValue.parse(entry.storedText)?.object)
+            stored["checksum"] = nil
+            let body = AuditEntry.body(
+                at: entry.at, actor: entry.actor, action: entry.action, runId: entry.runId, reason: entry.reason,
+                requestId: entry.requestId, commandId: entry.commandId, tick: entry.tick, details: details,
+                previousChecksum: entry.previousChecksum)
+            #expect(JSONValue.object(stored) == body)
+            #expect(entry.storedText == #"{"checksum":"\#(entry.checksum)","# + body.canonical.dropFirst())
+            #expect(signer.verify(entries: [entry], head: change.run.auditHead, count: 1).valid)
+        }
+    }
+
     @Test(arguments: [nil, 0, 3, 5] as [Int?])
     func startWithStartTickNotLaterThanTheClockIsOrdinary(startTick: Int?) {
         let run = Fixtures.startedRun(clock: 5, startTick: startTick).run
