@@ -70,8 +70,10 @@ import Testing
     }
 
     /// Runs with ties: sequential executes, then in one millisecond an execute, a bulkExecute of 50 contacts, two
-    /// more executes (one of another plan); in the next millisecond a bulkExecute of 20 and an execute; then more
-    /// sequential executes. Some runs are paused, so that a tie group spreads over several status indexes.
+    /// more executes (one of another plan); in a later millisecond a bulkExecute of 20 and an execute; then more
+    /// sequential executes (those two milliseconds are set ahead of the clock, so Redis gives these ids in the second
+    /// one while it is still ahead: they may tie with it; `check` computes the order from the stored runs). Some
+    /// runs are paused, so that a tie group spreads over several status indexes.
     /// Returns the groups of run ids that share one startedAt, in creation order.
     static func fixture(_ client: DEEClient, _ env: TestEngine.Env) throws -> [[String]] {
         try client.register(simplePlan("lo"))
