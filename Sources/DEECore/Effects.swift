@@ -118,11 +118,10 @@ public struct AuditEntry: Sendable, Equatable {
     }
 
     /// `body(...).canonical`, printed directly in the keys' sorted order without building the object
-    /// (AuditTests checks the two agree). Every change prints one. `detailsText`, when given, is `details.canonical`
-    /// printed by the caller (``Transitions/start`` prints its details directly).
+    /// (AuditTests checks the two agree). Every change prints one.
     public static func bodyText(
         at: Int64, actor: String?, action: String, runId: String, reason: String?, requestId: String,
-        commandId: String, tick: Int, details: JSONValue, detailsText: String? = nil, previousChecksum: String
+        commandId: String, tick: Int, details: JSONValue, previousChecksum: String
     ) -> String {
         var out: [UInt8] = []
         out.reserveCapacity(384)
@@ -135,7 +134,7 @@ public struct AuditEntry: Sendable, Equatable {
         out.append(contentsOf: #","at":"#.utf8); text(Timestamp.iso(at))
         out.append(contentsOf: #","commandId":"#.utf8); text(commandId)
         out.append(contentsOf: #","details":"#.utf8)
-        if let detailsText { out.append(contentsOf: detailsText.utf8) } else { details.write(to: &out) }
+        details.write(to: &out)
         out.append(contentsOf: #","previousChecksum":"#.utf8); text(previousChecksum)
         out.append(contentsOf: #","reason":"#.utf8); text(reason)
         out.append(contentsOf: #","requestId":"#.utf8); text(requestId)
@@ -343,13 +342,12 @@ public struct ChangeContext: Sendable, Equatable {
 extension RunChange {
     /// Appends an audit entry and moves the run's chain head.
     public mutating func audit(
-        _ action: String, reason: String? = nil, details: JSONValue, detailsText: String? = nil,
-        context: ChangeContext, signer: AuditSigner
+        _ action: String, reason: String? = nil, details: JSONValue, context: ChangeContext, signer: AuditSigner
     ) {
         let bodyText = AuditEntry.bodyText(
             at: context.at, actor: context.actor, action: action, runId: run.id, reason: reason,
             requestId: context.requestId, commandId: context.commandId.description, tick: context.clock,
-            details: details, detailsText: detailsText, previousChecksum: run.auditHead)
+            details: details, previousChecksum: run.auditHead)
         let sum = signer.checksum(bodyText: bodyText, previous: run.auditHead)
         audit.append(
             AuditEntry(

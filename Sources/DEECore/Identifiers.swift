@@ -96,8 +96,7 @@ public enum RunID {
         out.append(UInt8(ascii: "-"))
         padded(UInt64(clamping: index), 5, &out)
         out.append(UInt8(ascii: "-"))
-        if partition < 0 { out.append(UInt8(ascii: "-")) }
-        padded(UInt64(partition.magnitude), 0, &out)
+        JSONValue.writeInt(partition, to: &out)
         return String(decoding: out, as: UTF8.self)
     }
 
@@ -170,8 +169,9 @@ public enum RunID {
     }
 
     private static func pad(_ n: UInt64, _ width: Int) -> String {
-        let s = String(n)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+        var out: [UInt8] = []
+        padded(n, width, &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -23,37 +23,8 @@ public enum Transitions {
             details: [
                 "planId": .string(plan.id), "planVersion": .int(version), "status": .string(run.status.rawValue),
                 "startTick": .int(run.startTick), "variables": .object(variables), "contact": .object(contact),
-            ],
-            detailsText: startDetailsText(
-                planId: plan.id, version: version, status: run.status, startTick: run.startTick, variables: variables,
-                contact: contact),
-            context: context, signer: signer)
+            ], context: context, signer: signer)
         return change
-    }
-
-    /// The canonical text of an execute's audit details (the object above), printed in its keys' sorted order:
-    /// sorting that object's keys and printing it was ~4% of the owner's time on execute (TransitionTests checks
-    /// the two agree).
-    static func startDetailsText(
-        planId: String, version: Int, status: RunStatus, startTick: Int, variables: [String: JSONValue],
-        contact: [String: JSONValue]
-    ) -> String {
-        var out: [UInt8] = []
-        out.reserveCapacity(160)
-        out.append(contentsOf: #"{"contact":"#.utf8)
-        JSONValue.object(contact).write(to: &out)
-        out.append(contentsOf: #","planId":"#.utf8)
-        JSONValue.writeString(planId, to: &out)
-        out.append(contentsOf: #","planVersion":"#.utf8)
-        JSONValue.writeInt(version, to: &out)
-        out.append(contentsOf: #","startTick":"#.utf8)
-        JSONValue.writeInt(startTick, to: &out)
-        out.append(contentsOf: #","status":"#.utf8)
-        JSONValue.writeString(status.rawValue, to: &out)
-        out.append(contentsOf: #","variables":"#.utf8)
-        JSONValue.object(variables).write(to: &out)
-        out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
     }
 
     public static func pause(run: Run, reason: String?, context: ChangeContext, signer: AuditSigner) throws(DEEError)

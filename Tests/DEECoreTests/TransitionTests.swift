@@ -59,8 +59,8 @@ struct TransitionTests {
         #expect(entry.details.object?["status"] == "active")
     }
 
-    /// start prints its audit details directly: the stored entry is the canonical body of the details it keeps,
-    /// and the chain verifies, for contacts and variables that need sorting and escaping.
+    /// start's stored audit entry is the canonical body of the details it keeps, and the chain verifies, for
+    /// contacts and variables that need sorting and escaping.
     @Test(arguments: [nil, 10] as [Int?])
     func startsAuditEntryIsItsCanonicalBody(startTick: Int?) throws {
         let plan = Fixtures.plan(Fixtures.linearJSON)
