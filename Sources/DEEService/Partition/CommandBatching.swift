@@ -19,7 +19,7 @@ extension PartitionOwner {
     ]
 
     /// The run of entries from `start` that can take the grouped path: groupable, on one partition, not yet
-    /// applied; at most 256.
+    /// applied; at most `inboxBatch`.
     func commandGroup(_ entries: [StreamEntry], from start: Int) -> [(EntryID, InboxEntry)] {
         let applied = state.withLock { $0.applied }
         var group: [(EntryID, InboxEntry)] = []
@@ -29,7 +29,7 @@ extension PartitionOwner {
                 let id = EntryID(entry.id), applied.map({ id > $0 }) ?? true
             else { break }
             group.append((id, e))
-            if group.count == 256 { break }
+            if group.count == config.inboxBatch { break }
         }
         return group
     }

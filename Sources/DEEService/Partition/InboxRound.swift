@@ -46,8 +46,10 @@ extension PartitionOwner {
         case .batch(let after): (from, singly) = (after, false)
         case .singly(let after): (from, singly) = (after, true)
         }
+        // One entry at a time costs round trips each: a smaller batch, so a takeover's first round ends sooner.
         let entries = try inbox.read(
-            after: from, count: config.readCount, blockMilliseconds: config.blockMilliseconds, redis)
+            after: from, count: singly ? config.readCount : config.inboxBatch,
+            blockMilliseconds: config.blockMilliseconds, redis)
         if entries.isEmpty { return 0 }
         if singly { return try stepSingly(entries, redis) }
         var replies: [[String]] = []
