@@ -37,14 +37,24 @@ extension PartitionOwner {
     /// Apply scripts of one group sent before the first of them is answered (see ``applyGroup(_:_:)``).
     static let chunksInFlight = 2
 
+    /// What an owner's connection answers next while a group is applied (``applyGroup(_:_:)``).
+    enum Pending {
+        /// An apply script of the group's entries in this range.
+        case chunk(Range<Int>)
+        /// Replies (and their streams' expiry) of a chunk already applied: this many answers.
+        case replies(Int)
+    }
+
     /// A contact named by a signal with more runs than this is read by the single path, which pages its index.
     static let groupedContactRuns = 1000
 
     /// Applies a group: reads every stored result (requestId), run, suppression and enrollment it needs in one
     /// pipeline, computes each command in order (each sees the runs, enrollments and requestIds of the ones before
     /// it), and writes them in scripts of 64 (``ChangeSet/init(group:)``), in entry order. Same effects and
-    /// replies as ``handle(_:_:_:)`` one by one. Returns the replies and how many entries of the group it applied
-    /// (fewer when a signal names a contact with too many runs; the round applies that one alone).
+    /// replies as ``handle(_:_:_:)`` one by one. On one Redis without a replica wait, each chunk's replies are sent
+    /// as soon as its script answers ok and read before this returns; returns the replies it did not send (the
+    /// round writes them before the watermark) and how many entries of the group it applied (fewer when a signal
+    /// names a contact with too many runs; the round applies that one alone).
     func applyGroup(_ group: [(EntryID, InboxEntry)], _ redis: any RedisCommands) throws -> (replies: [[String]], count: Int) {
         let started = ContinuousClock.now
         struct Item {
@@ -152,25 +162,51 @@ extension PartitionOwner {
         // refuses it with GAP unless the watermark is that chunk's last entry), so a refused chunk lets nothing
         // after it apply; entries are applied in order.
         var results: [ApplyResult] = []
-        var inflight: [Range<Int>] = []
+        /// What the connection answers next, in order: apply scripts, and the replies of chunks already applied.
+        var queue: [Pending] = []
+        var inflight: Int { queue.count { if case .chunk = $0 { true } else { false } } }
         var sent = 0
         /// Replies sent for and not yet read: a failure with any left drops the connection.
         var unread = 0
+        /// The replies of the entries below this index are sent already: each chunk's once its script answered ok,
+        /// while the owner computes the next ones (one Redis, no replica wait: the replies must come after the
+        /// writes they answer, and Redis runs one connection's commands in order). After a refused chunk the rest
+        /// are replied at the end, in order.
+        var repliedBelow = 0
+        var streaming = redis.ordersAcrossKeys && !config.replicaWait.enabled
+        var replyAnswers: [RESPValue] = []
         func receive() throws -> ApplyResult {
             // A failure here (fenced, a script error) leaves `unread` as it was: the connection is dropped below.
             let result = try receiveApplyResult(redis)
             unread -= 1
             return result
         }
+        func receiveReplies(_ count: Int) throws {
+            replyAnswers += try redis.receive(count)
+            unread -= count
+        }
         func collect() throws {
-            var answers = [(inflight.removeFirst(), try receive())]
+            while case .replies(let count)? = queue.first {
+                queue.removeFirst()
+                try receiveReplies(count)
+            }
+            guard case .chunk(let oldest)? = queue.first else { return }
+            queue.removeFirst()
+            var answers = [(oldest, try receive())]
             // Refused, nothing of the oldest chunk was written: its first entry was applied already (a watermark this
             // process did not know), or it followed a chunk that was refused. The chunks after it in flight were
             // refused too (GAP), or applied only if the watermark had passed this chunk. Read their answers, then
             // write every refused chunk's entries one by one, in order; one refused as applied replies its stored
             // result (below).
             if answers[0].1 != .ok {
-                while !inflight.isEmpty { answers.append((inflight.removeFirst(), try receive())) }
+                streaming = false
+                while let next = queue.first {
+                    queue.removeFirst()
+                    switch next {
+                    case .chunk(let range): answers.append((range, try receive()))
+                    case .replies(let count): try receiveReplies(count)
+                    }
+                }
             }
             for (range, result) in answers {
                 if result == .ok {
@@ -181,15 +217,27 @@ extension PartitionOwner {
                 results += singles
                 if singles.contains(.fenced) { throw Fenced() }
             }
+            if streaming {
+                let replies = (repliedBelow..<results.count).compactMap { i in
+                    items[i].outcome.flatMap { items[i].address.command($0, maxLen: config.replyMaxLen) }
+                }
+                repliedBelow = results.count
+                if !replies.isEmpty {
+                    let commands = ReplyAddress.expiring(replies)
+                    unread += commands.count
+                    try redis.sendOnly(commands)
+                    queue.append(.replies(commands.count))
+                }
+            }
         }
         func flush(upTo end: Int) throws {
             guard sent < end else { return }
-            if inflight.count == Self.chunksInFlight { try collect() }
+            if inflight == Self.chunksInFlight { try collect() }
             var chunkSet = ChangeSet(group: Array(sets[sent..<end]))
             if sent > 0 { chunkSet.follows = sets[sent - 1].entry }
             unread += 1
             try redis.sendOnly(store.applyCommands([chunkSet], epoch: epoch))
-            inflight.append(sent..<end)
+            queue.append(.chunk(sent..<end))
             sent = end
         }
         let chunk = 64
@@ -273,7 +321,7 @@ extension PartitionOwner {
                 if sets.count % chunk == 0 { try flush(upTo: sets.count) }
             }
             try flush(upTo: sets.count)
-            while !inflight.isEmpty { try collect() }
+            while !queue.isEmpty { try collect() }
         } catch {
             // Replies of a chunk in flight would answer the next call: drop the connection (it reconnects).
             if unread > 0 { redis.close() }
@@ -297,10 +345,14 @@ extension PartitionOwner {
             if results[i] != .alreadyApplied, let outcome {
                 config.metrics.command(items[i].entry.type, outcome, since: started)
             }
-            if let outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
+            if i >= repliedBelow, let outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
                 replies.append(r)
             }
         }
+        // A reply refused for a passing reason (OOM): the round fails before its watermark moves, so these entries
+        // are read again and their stored results replied.
+        try Failure.throwIfTransient(replyAnswers)
+        for case .error(let e) in replyAnswers { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
         return (replies, items.count)
     }
 }
