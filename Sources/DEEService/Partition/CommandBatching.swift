@@ -175,6 +175,10 @@ extension PartitionOwner {
         var repliedBelow = 0
         var streaming = redis.ordersAcrossKeys && !config.replicaWait.enabled
         var replyAnswers: [RESPValue] = []
+        /// The reply of item `i` with `outcome` (its own, or the stored one of an entry applied before).
+        func reply(_ i: Int, _ outcome: Outcome?) -> [String]? {
+            outcome.flatMap { items[i].address.command($0, maxLen: config.replyMaxLen) }
+        }
         func receive() throws -> ApplyResult {
             // A failure here (fenced, a script error) leaves `unread` as it was: the connection is dropped below.
             let result = try receiveApplyResult(redis)
@@ -218,9 +222,7 @@ extension PartitionOwner {
                 if singles.contains(.fenced) { throw Fenced() }
             }
             if streaming {
-                let replies = (repliedBelow..<results.count).compactMap { i in
-                    items[i].outcome.flatMap { items[i].address.command($0, maxLen: config.replyMaxLen) }
-                }
+                let replies = (repliedBelow..<results.count).compactMap { reply($0, items[$0].outcome) }
                 repliedBelow = results.count
                 if !replies.isEmpty {
                     let commands = ReplyAddress.expiring(replies)
@@ -345,14 +347,12 @@ extension PartitionOwner {
             if results[i] != .alreadyApplied, let outcome {
                 config.metrics.command(items[i].entry.type, outcome, since: started)
             }
-            if i >= repliedBelow, let outcome, let r = items[i].address.command(outcome, maxLen: config.replyMaxLen) {
-                replies.append(r)
-            }
+            if i >= repliedBelow, let r = reply(i, outcome) { replies.append(r) }
         }
         // A reply refused for a passing reason (OOM): the round fails before its watermark moves, so these entries
         // are read again and their stored results replied.
         try Failure.throwIfTransient(replyAnswers)
-        for case .error(let e) in replyAnswers { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
+        logRefused(replyAnswers)
         return (replies, items.count)
     }
 }

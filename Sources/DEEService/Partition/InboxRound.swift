@@ -100,8 +100,7 @@ extension PartitionOwner {
             try config.replicaWait.wait(redis)
             // A reply (or the watermark) refused for a passing reason (OOM) is sent again: the watermark stays, so
             // the next round reads these entries again and replies their stored results.
-            let results = try replyThenAdvance(replies, advance, redis)
-            for case .error(let e) in results { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
+            logRefused(try replyThenAdvance(replies, advance, redis))
         }
         if let last { state.withLock { $0.machine.replied(through: last) } }
         return entries.count
@@ -175,6 +174,11 @@ extension PartitionOwner {
         let advanced = advance.isEmpty ? [] : try redis.pipeline(advance)
         try Failure.throwIfTransient(advanced)
         return written + advanced
+    }
+
+    /// Logs the replies (or watermark writes) refused for good: the transient refusals were thrown already.
+    func logRefused(_ results: [RESPValue]) {
+        for case .error(let e) in results { logger.warning("reply failed", metadata: ["error": "\(e)"]) }
     }
 
     /// Gives up on an inbox entry: the `internal` reply, and a dead letter holding the command as a producer would
