@@ -71,8 +71,11 @@ struct Bench: ParsableCommand {
         // Runs made so far (the tick workload tops them up to tickRuns).
         var made = 0
         var executeRate: Double?
+        // The raw baseline, when measured between the execute rows' halves (both selected).
+        var rawRate: Double?
         if workloads.contains("execute") {
-            let (withIds, noIds, warmedUp) = try executeWorkloads(config)
+            let (withIds, noIds, warmedUp, rawHalves) = try executeWorkloads(config, raw: workloads.contains("raw"))
+            rawRate = rawHalves
             row(
                 "`execute` with `requestId`, \(producers) producers × \(window) in flight, \(withIds.count) commands (in two halves, alternating with the row below)",
                 "\(Int(withIds.rate)) commands/s; p50 \(ms(withIds.p50)), p99 \(ms(withIds.p99)) command-to-reply")
@@ -98,10 +101,11 @@ struct Bench: ParsableCommand {
 
         // 2. The same writes straight to Redis: the apply script, no engine.
         if workloads.contains("raw") {
-            let raw = try rawBaseline(config, count: executes / producers * producers)
+            let raw = try rawRate ?? rawBaseline(config, count: executes / producers * producers).rate
             let ratio = executeRate.map { "; engine/raw = \(String(format: "%.2f", $0 / raw))" } ?? ""
+            let when = rawRate == nil ? "" : " (in two halves, each after a half of both rows above)"
             row(
-                "raw baseline: the engine's grouped apply scripts for the same executes with `requestId` (run, indexes, enrollment, audit, events, actions, stored result), \(producers) connections, no engine",
+                "raw baseline: the engine's grouped apply scripts for the same executes with `requestId` (run, indexes, enrollment, audit, events, actions, stored result), \(producers) connections, no engine\(when)",
                 "\(Int(raw)) writes/s\(ratio)")
         }
 
@@ -196,10 +200,13 @@ struct Bench: ParsableCommand {
     /// `executes` execute commands with requestId and `executes` without, after a short warm-up of each, in alternating halves (with, without,
     /// with, without): whichever shape ran first alone paid Redis's warm-up (its dictionaries growing, pages faulted
     /// in) and the ratio leaned with the order. Each shape's rate is its commands over its own time.
-    func executeWorkloads(_ config: RedisConfiguration)
+    /// The execute rows in alternating halves (with `requestId`, without, with, without) and, with `raw`, the raw
+    /// baseline in two halves, each after a pair: this VM's speed drifts within minutes, so each figure of a ratio
+    /// is taken across the same stretch of the run.
+    func executeWorkloads(_ config: RedisConfiguration, raw: Bool)
         throws -> (
             with: (rate: Double, count: Int, p50: Double, p99: Double),
-            without: (rate: Double, count: Int, p50: Double, p99: Double), warmUp: Int
+            without: (rate: Double, count: Int, p50: Double, p99: Double), warmUp: Int, raw: Double?
         )
     {
         // Untimed, first: the engine's and Redis's first seconds (connections, plan cache, the keyspace growing from
@@ -208,12 +215,20 @@ struct Bench: ParsableCommand {
         var warmed = try executeWorkload(config, requestIds: true, tag: "wi", count: warmUp).latencies.count
         warmed += try executeWorkload(config, requestIds: false, tag: "we", count: warmUp).latencies.count
         var runs: [Bool: (seconds: Double, latencies: [Double])] = [true: (0, []), false: (0, [])]
+        var rawWrites = 0
+        var rawSeconds = 0.0
         for (requestIds, tag) in [(true, "i"), (false, "e"), (true, "j"), (false, "f")] {
             let half = try executeWorkload(config, requestIds: requestIds, tag: tag, count: executes / 2)
             runs[requestIds, default: (0, [])].seconds += half.seconds
             runs[requestIds, default: (0, [])].latencies += half.latencies
+            if raw, !requestIds {
+                let r = try rawBaseline(config, count: executes / 2 / producers * producers)
+                rawWrites += r.count
+                rawSeconds += r.seconds
+            }
         }
-        return (summary(runs[true] ?? (0, [])), summary(runs[false] ?? (0, [])), warmed)
+        let rawRate = raw && rawSeconds > 0 ? Double(rawWrites) / rawSeconds : nil
+        return (summary(runs[true] ?? (0, [])), summary(runs[false] ?? (0, [])), warmed, rawRate)
     }
 
     /// `count` execute commands from `producers` pipelining producers, `window` in flight each.
@@ -327,7 +342,7 @@ struct Bench: ParsableCommand {
 
     /// Precomputes `count` execute-like change sets and writes them with the apply script from `producers`
     /// connections, pipelined like the engine's producers: the ceiling the engine's writes can reach.
-    func rawBaseline(_ config: RedisConfiguration, count: Int) throws -> Double {
+    func rawBaseline(_ config: RedisConfiguration, count: Int) throws -> (rate: Double, count: Int, seconds: Double) {
         let rawPrefix = "\(prefix)raw"
         let setup = config.makeConnection()
         // Nothing of the baseline is left behind, whatever happens.
@@ -371,8 +386,8 @@ struct Bench: ParsableCommand {
                 i += n
             }
         }
-        let rate = Double(perConn * producers) / Date().timeIntervalSince(start)
-        return rate
+        let seconds = Date().timeIntervalSince(start)
+        return (Double(perConn * producers) / seconds, perConn * producers, seconds)
     }
 
     /// The owner's writes of a bulkExecute of `count` contacts, or of the tick that steps those runs, precomputed
