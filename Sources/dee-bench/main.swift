@@ -199,10 +199,9 @@ struct Bench: ParsableCommand {
 
     /// `executes` execute commands with requestId and `executes` without, after a short warm-up of each, in alternating halves (with, without,
     /// with, without): whichever shape ran first alone paid Redis's warm-up (its dictionaries growing, pages faulted
-    /// in) and the ratio leaned with the order. Each shape's rate is its commands over its own time.
-    /// The execute rows in alternating halves (with `requestId`, without, with, without) and, with `raw`, the raw
-    /// baseline in two halves, each after a pair: this VM's speed drifts within minutes, so each figure of a ratio
-    /// is taken across the same stretch of the run.
+    /// in) and the ratio leaned with the order. Each shape's rate is its commands over its own time. With `raw`, the
+    /// raw baseline too, in two halves, each after a pair of halves: this VM's speed drifts within minutes, so each
+    /// figure of a ratio is taken across the same stretch of the run.
     func executeWorkloads(_ config: RedisConfiguration, raw: Bool)
         throws -> (
             with: (rate: Double, count: Int, p50: Double, p99: Double),
