@@ -103,7 +103,7 @@ struct Bench: ParsableCommand {
         if workloads.contains("raw") {
             let raw = try rawRate ?? rawBaseline(config, count: executes / producers * producers).rate
             let ratio = executeRate.map { "; engine/raw = \(String(format: "%.2f", $0 / raw))" } ?? ""
-            let when = rawRate == nil ? "" : " (in two halves, each after a half of both rows above)"
+            let when = rawRate == nil ? "" : " (in two halves, each after a half of both `execute` rows)"
             row(
                 "raw baseline: the engine's grouped apply scripts for the same executes with `requestId` (run, indexes, enrollment, audit, events, actions, stored result), \(producers) connections, no engine\(when)",
                 "\(Int(raw)) writes/s\(ratio)")
